@@ -1,0 +1,112 @@
+package certportal
+
+import (
+	"net/mail"
+	"strings"
+	"time"
+)
+
+// SignInMethod is how an account signs in. A new account signs in by
+// password; issuing a certificate switches it to certificate, and recovery
+// switches it back.
+type SignInMethod string
+
+// The two sign-in methods.
+const (
+	MethodPassword    SignInMethod = "password"
+	MethodCertificate SignInMethod = "certificate"
+)
+
+// AccountStatus says whether an account may still sign in.
+type AccountStatus string
+
+// Account statuses. A cancelled account keeps its records but cannot sign in.
+const (
+	StatusActive    AccountStatus = "active"
+	StatusCancelled AccountStatus = "cancelled"
+)
+
+// Account is a user of the portal.
+type Account struct {
+	// ID is the user ID as registered (its case is kept); IDs are unique
+	// case-insensitively.
+	ID    string
+	Email string
+	// PasswordHash is an argon2id hash in the PHC string format.
+	PasswordHash string
+	// PasswordExpires is set for a temporary password; zero means never.
+	PasswordExpires time.Time
+	Method          SignInMethod
+	Status          AccountStatus
+	Created         time.Time
+	Updated         time.Time
+}
+
+// Limits of account fields.
+const (
+	MaxIDLength       = 64
+	MinPasswordLength = 10  // bytes
+	MaxPasswordLength = 256 // bytes; longer ones would only feed a hashing DoS
+	MaxEmailLength    = 254 // RFC 5321 path limit
+)
+
+// ValidateID checks a user ID: 1–64 characters of A-Z a-z 0-9 . _ @ -.
+func ValidateID(id string) error {
+	if id == "" {
+		return Errorf(Invalid, "the user ID is empty")
+	}
+	if len(id) > MaxIDLength {
+		return Errorf(Invalid, "the user ID is longer than %d characters", MaxIDLength)
+	}
+	for _, r := range id {
+		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' ||
+			r == '.' || r == '_' || r == '@' || r == '-'
+		if !ok {
+			return Errorf(Invalid, "the user ID %q may contain only letters A-Z, digits and . _ @ -", id)
+		}
+	}
+	return nil
+}
+
+// ValidateEmail checks a registered e-mail address: a plain ASCII
+// addr-spec (it goes into certificates as an rfc822Name, which is IA5String).
+func ValidateEmail(email string) error {
+	if email == "" {
+		return Errorf(Invalid, "the e-mail address is empty")
+	}
+	if len(email) > MaxEmailLength {
+		return Errorf(Invalid, "the e-mail address is too long")
+	}
+	for i := 0; i < len(email); i++ {
+		if c := email[i]; c <= ' ' || c >= 0x7f {
+			return Errorf(Invalid, "the e-mail address %q must be plain ASCII without spaces", email)
+		}
+	}
+	a, err := mail.ParseAddress(email)
+	if err != nil || a.Address != email || a.Name != "" {
+		return Errorf(Invalid, "%q is not an e-mail address", email)
+	}
+	at := strings.LastIndexByte(email, '@')
+	if at <= 0 || at == len(email)-1 || strings.HasPrefix(email[at+1:], "[") {
+		return Errorf(Invalid, "%q is not an e-mail address", email)
+	}
+	return nil
+}
+
+// ValidatePassword checks the length of an account password.
+func ValidatePassword(pw string) error {
+	if len(pw) == 0 {
+		return Errorf(Invalid, "the password is empty")
+	}
+	if len(pw) < MinPasswordLength {
+		return Errorf(Invalid, "the password must have at least %d characters", MinPasswordLength)
+	}
+	if len(pw) > MaxPasswordLength {
+		return Errorf(Invalid, "the password must have at most %d bytes", MaxPasswordLength)
+	}
+	return nil
+}
+
+// IDKey returns the form of an ID used to compare IDs: IDs are unique
+// case-insensitively, and only ASCII is allowed, so lower-casing suffices.
+func IDKey(id string) string { return strings.ToLower(id) }

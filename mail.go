@@ -1,0 +1,17 @@
+package certportal
+
+import "context"
+
+// Mail is a plain-text message to one or more recipients.
+type Mail struct {
+	To      []string
+	Subject string
+	Body    string
+}
+
+// Mailer delivers mail. Send returns only when the message has been handed
+// over (written to the outbox, or accepted by the SMTP server), so callers
+// can make a change depend on the mail having gone out.
+type Mailer interface {
+	Send(ctx context.Context, m Mail) error
+}

@@ -1,0 +1,131 @@
+package certportal
+
+import (
+	"context"
+	"time"
+)
+
+// Store is the portal's database. All changes go through Update, which runs
+// its function in one transaction: everything it wrote commits, or nothing
+// does. Implementations: sqlite (one node) and postgres (several replicas);
+// storetest holds the suite both must pass.
+type Store interface {
+	// Update runs fn in a read-write transaction and commits if fn returns
+	// nil. Concurrent Updates that touch the same account are serialised
+	// (Tx.LockAccount), so rules such as "one valid certificate per
+	// account" hold across goroutines and processes.
+	Update(ctx context.Context, fn func(Tx) error) error
+	// View runs fn in a read-only transaction.
+	View(ctx context.Context, fn func(Tx) error) error
+	// Ping reports whether the database answers.
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// Tx is what a transaction can read and write. Errors are *Error: NotFound
+// for a missing record, Conflict for a duplicate, Unavailable when the
+// database cannot be reached.
+type Tx interface {
+	// Accounts. Lookups by ID are case-insensitive.
+	CreateAccount(ctx context.Context, a *Account) error
+	Account(ctx context.Context, id string) (*Account, error)
+	// LockAccount reads an account and holds a write lock on it until the
+	// transaction ends.
+	LockAccount(ctx context.Context, id string) (*Account, error)
+	UpdateAccount(ctx context.Context, a *Account) error
+	ListAccounts(ctx context.Context) ([]Account, error)
+
+	// Certificates. Serials are unique; InsertCertificate returns Conflict
+	// for a serial that exists.
+	InsertCertificate(ctx context.Context, c *Certificate) error
+	Certificate(ctx context.Context, serial string) (*Certificate, error)
+	CertificateBySHA256(ctx context.Context, fingerprint string) (*Certificate, error)
+	ListCertificates(ctx context.Context, f CertFilter) ([]Certificate, error)
+	// RevokeCertificate marks a certificate revoked; revoking a revoked
+	// certificate returns Conflict and changes nothing.
+	RevokeCertificate(ctx context.Context, serial string, at time.Time, reason RevocationReason) error
+	// Revocations lists the revoked certificates of one issuer that have
+	// not yet expired before notAfter, for its CRL.
+	Revocations(ctx context.Context, issuer string, expiredBefore time.Time) ([]Revocation, error)
+
+	// Sessions. IDs are stored hashed; the raw token lives only in the cookie.
+	CreateSession(ctx context.Context, s *Session) error
+	Session(ctx context.Context, id string) (*Session, error)
+	TouchSession(ctx context.Context, id string, at time.Time) error
+	DeleteSession(ctx context.Context, id string) error
+	// DeleteSessions ends every session of an account except keep ("" = all).
+	DeleteSessions(ctx context.Context, accountID, keep string) error
+	DeleteExpiredSessions(ctx context.Context, now time.Time) error
+
+	// Password failures and lockouts, per account and client address.
+	AddFailure(ctx context.Context, accountKey, remote string, at time.Time) error
+	CountFailures(ctx context.Context, accountKey, remote string, since time.Time) (int, error)
+	ClearFailures(ctx context.Context, accountKey, remote string) error
+	SetLockout(ctx context.Context, accountKey, remote string, until time.Time) error
+	// LockedUntil returns when the lockout of (account, remote) ends, or
+	// the zero time if there is none.
+	LockedUntil(ctx context.Context, accountKey, remote string) (time.Time, error)
+	// Unlock lifts every lockout and forgets every failure of an account.
+	Unlock(ctx context.Context, accountKey string) error
+
+	// Recovery tickets: single use.
+	CreateTicket(ctx context.Context, t *Ticket) error
+	// ConsumeTicket deletes the ticket and returns it; NotFound if it was
+	// never issued or is used already.
+	ConsumeTicket(ctx context.Context, id string) (*Ticket, error)
+
+	// Audit log. AppendAudit sets Seq, PrevHash and Hash (with AuditHash),
+	// serialised against every other append.
+	AppendAudit(ctx context.Context, e *AuditEvent) error
+	ListAudit(ctx context.Context, f AuditFilter) ([]AuditEvent, error)
+	CountAudit(ctx context.Context, accountID, action string, since time.Time) (int, error)
+
+	// CRLs: NextCRLNumber returns a number never returned before for that
+	// CA (across replicas); SaveCRL stores signed bytes.
+	NextCRLNumber(ctx context.Context, issuer string) (int64, error)
+	SaveCRL(ctx context.Context, c *CRL) error
+	LatestCRL(ctx context.Context, issuer string) (*CRL, error)
+}
+
+// CertFilter selects certificates in ListCertificates.
+type CertFilter struct {
+	AccountID string // "" = every account
+	// Unrevoked keeps only certificates that have not been revoked.
+	Unrevoked bool
+}
+
+// AuditFilter selects audit records in ListAudit, in sequence order.
+type AuditFilter struct {
+	AccountID string // "" = every account
+	AfterSeq  int64
+	Limit     int // 0 = no limit
+}
+
+// Session is a signed-in browser or client. A session started by
+// certificate carries the serial it is bound to.
+type Session struct {
+	ID         string // SHA-256 of the cookie token, hex
+	AccountID  string
+	CertSerial string // "" for a password session
+	Remote     string
+	Created    time.Time
+	LastSeen   time.Time
+	Expires    time.Time // absolute expiry
+}
+
+// Ticket is a single-use recovery ticket: it proves that ID and password
+// were checked moments before the user pressed "OK".
+type Ticket struct {
+	ID        string // SHA-256 of the token in the form, hex
+	AccountID string
+	Expires   time.Time
+}
+
+// CRL is a signed certificate revocation list as kept in the database.
+type CRL struct {
+	Issuer     string
+	Number     int64
+	ThisUpdate time.Time
+	NextUpdate time.Time
+	DER        []byte
+}
