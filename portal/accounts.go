@@ -1,0 +1,143 @@
+package portal
+
+import (
+	"context"
+
+	"github.com/certportal/certportal"
+	"github.com/certportal/certportal/mail"
+)
+
+// AddUser creates an account that signs in by password. With an empty
+// password it generates one and returns it (the only time it is shown).
+func (s *Service) AddUser(ctx context.Context, a Actor, id, email, password string) (*certportal.Account, string, error) {
+	if err := certportal.ValidateID(id); err != nil {
+		return nil, "", err
+	}
+	if err := certportal.ValidateEmail(email); err != nil {
+		return nil, "", err
+	}
+	generated := ""
+	if password == "" {
+		p, err := GeneratePassword(s.Rand, 16)
+		if err != nil {
+			return nil, "", err
+		}
+		password, generated = p, p
+	} else if err := certportal.ValidatePassword(password); err != nil {
+		return nil, "", err
+	}
+	hash, err := s.Hasher.Hash(ctx, password)
+	if err != nil {
+		return nil, "", err
+	}
+	now := s.now()
+	acc := &certportal.Account{
+		ID: id, Email: email, PasswordHash: hash,
+		Method: certportal.MethodPassword, Status: certportal.StatusActive,
+		Created: now, Updated: now,
+	}
+	err = s.Store.Update(ctx, func(tx certportal.Tx) error {
+		if err := tx.CreateAccount(ctx, acc); err != nil {
+			return err
+		}
+		return s.audit(ctx, tx, a, id, certportal.ActionAccountCreated, "email "+email)
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	return acc, generated, nil
+}
+
+// Account returns one account.
+func (s *Service) Account(ctx context.Context, id string) (*certportal.Account, error) {
+	var acc *certportal.Account
+	err := s.Store.View(ctx, func(tx certportal.Tx) error {
+		var err error
+		acc, err = tx.Account(ctx, id)
+		return err
+	})
+	return acc, err
+}
+
+// Accounts lists every account.
+func (s *Service) Accounts(ctx context.Context) ([]certportal.Account, error) {
+	var list []certportal.Account
+	err := s.Store.View(ctx, func(tx certportal.Tx) error {
+		var err error
+		list, err = tx.ListAccounts(ctx)
+		return err
+	})
+	return list, err
+}
+
+// CancelUser cancels an account: its certificates are revoked
+// (cessationOfOperation), its sessions end, every sign-in is refused from
+// now on, and its records are kept.
+func (s *Service) CancelUser(ctx context.Context, a Actor, id string) error {
+	var acc *certportal.Account
+	err := s.Store.Update(ctx, func(tx certportal.Tx) error {
+		var err error
+		acc, err = tx.LockAccount(ctx, id)
+		if err != nil {
+			return err
+		}
+		if acc.Status == certportal.StatusCancelled {
+			return certportal.Errorf(certportal.Conflict, "the account %q is cancelled already", acc.ID)
+		}
+		if err := s.revokeAll(ctx, tx, a, acc.ID, certportal.ReasonCessationOfOperation); err != nil {
+			return err
+		}
+		acc.Status = certportal.StatusCancelled
+		acc.Updated = s.now()
+		if err := tx.UpdateAccount(ctx, acc); err != nil {
+			return err
+		}
+		if err := tx.DeleteSessions(ctx, acc.ID, ""); err != nil {
+			return err
+		}
+		return s.audit(ctx, tx, a, acc.ID, certportal.ActionAccountCanceled, "")
+	})
+	if err != nil {
+		return err
+	}
+	s.notify(ctx, acc.ID, mail.NoticeCancelled(acc.Email, acc.ID))
+	return nil
+}
+
+// Unlock lifts every lockout of an account.
+func (s *Service) Unlock(ctx context.Context, a Actor, id string) error {
+	return s.Store.Update(ctx, func(tx certportal.Tx) error {
+		acc, err := tx.Account(ctx, id)
+		if err != nil {
+			return err
+		}
+		if err := tx.Unlock(ctx, certportal.IDKey(acc.ID)); err != nil {
+			return err
+		}
+		return s.audit(ctx, tx, a, acc.ID, certportal.ActionUnlock, "")
+	})
+}
+
+// Audit returns the audit log, for one account or all.
+func (s *Service) Audit(ctx context.Context, f certportal.AuditFilter) ([]certportal.AuditEvent, error) {
+	var list []certportal.AuditEvent
+	err := s.Store.View(ctx, func(tx certportal.Tx) error {
+		var err error
+		list, err = tx.ListAudit(ctx, f)
+		return err
+	})
+	return list, err
+}
+
+// VerifyAudit checks the hash chain of the whole audit log and returns the
+// number of records checked.
+func (s *Service) VerifyAudit(ctx context.Context) (int, error) {
+	list, err := s.Audit(ctx, certportal.AuditFilter{})
+	if err != nil {
+		return 0, err
+	}
+	if _, err := certportal.VerifyAuditChain(list); err != nil {
+		return len(list), err
+	}
+	return len(list), nil
+}

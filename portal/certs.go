@@ -1,0 +1,313 @@
+package portal
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"time"
+
+	"github.com/certportal/certportal"
+	"github.com/certportal/certportal/ca"
+	"github.com/certportal/certportal/mail"
+)
+
+// MinP12Password is the shortest PKCS#12 password accepted: the file leaves
+// the server and can be attacked offline, so it needs more than an account
+// password does.
+const MinP12Password = 12
+
+// IssueRequest asks for a certificate for one account.
+type IssueRequest struct {
+	ID          string
+	P12Password string
+	Legacy      bool       // 3DES/SHA-1 PKCS#12 for old systems
+	KeyType     ca.KeyType // "" = Config.UserKeyType
+	// KeepSession is the session that asked (it survives; the account's
+	// other sessions end). "" for the command line.
+	KeepSession string
+}
+
+// Issued is the result of an issuance: the record and the PKCS#12 file.
+// The private key exists only inside P12.
+type Issued struct {
+	Cert *certportal.Certificate
+	P12  []byte
+}
+
+// Issue issues a certificate for an active account and returns it as a
+// PKCS#12 file. In one transaction it revokes the account's previous
+// certificate (superseded), records the new one, sets the sign-in method to
+// certificate, re-signs the CRL if something was revoked, and audits all of
+// it. The key is generated here and dropped once the file is made.
+func (s *Service) Issue(ctx context.Context, a Actor, req IssueRequest) (*Issued, error) {
+	if len(req.P12Password) < MinP12Password {
+		return nil, certportal.Errorf(certportal.Invalid, "the PKCS#12 password must have at least %d characters", MinP12Password)
+	}
+	kt := req.KeyType
+	if kt == "" {
+		kt = s.Config.UserKeyType
+	}
+	acc, err := s.Account(ctx, req.ID)
+	if err != nil {
+		return nil, err
+	}
+	if acc.Status != certportal.StatusActive {
+		return nil, certportal.Errorf(certportal.Forbidden, "the account %q is cancelled", acc.ID)
+	}
+	if ok, err := s.Hasher.Verify(ctx, acc.PasswordHash, req.P12Password); err != nil {
+		return nil, err
+	} else if ok {
+		return nil, certportal.Errorf(certportal.Invalid, "choose a PKCS#12 password that is not your account password")
+	}
+	// Serials are 127 random bits; a collision is all but impossible, but
+	// the database's unique key decides, and we retry with a new serial.
+	for attempt := 0; ; attempt++ {
+		leaf, key, err := s.CA.Issue(ca.LeafRequest{ID: acc.ID, Email: acc.Email, KeyType: kt})
+		if err != nil {
+			return nil, err
+		}
+		p12, err := s.CA.PKCS12(key, leaf, req.P12Password, req.Legacy)
+		if err != nil {
+			return nil, err
+		}
+		rec := certRecord(leaf, acc.ID, s.now())
+		err = s.Store.Update(ctx, func(tx certportal.Tx) error {
+			return s.recordIssue(ctx, tx, a, rec, req.KeepSession)
+		})
+		if certportal.ErrorCodeOf(err) == certportal.Conflict && attempt < 3 && errors.Is(err, errSerialTaken) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		s.notify(ctx, acc.ID, mail.NoticeCertificateIssued(acc.Email, acc.ID, rec.Serial, rec.Thumbprint, rec.NotAfter))
+		return &Issued{Cert: rec, P12: p12}, nil
+	}
+}
+
+var errSerialTaken = errors.New("serial taken")
+
+func (s *Service) recordIssue(ctx context.Context, tx certportal.Tx, a Actor, rec *certportal.Certificate, keep string) error {
+	acc, err := tx.LockAccount(ctx, rec.AccountID)
+	if err != nil {
+		return err
+	}
+	if acc.Status != certportal.StatusActive {
+		return certportal.Errorf(certportal.Forbidden, "the account %q is cancelled", acc.ID)
+	}
+	if err := s.revokeAll(ctx, tx, a, acc.ID, certportal.ReasonSuperseded); err != nil {
+		return err
+	}
+	if err := tx.InsertCertificate(ctx, rec); err != nil {
+		if certportal.ErrorCodeOf(err) == certportal.Conflict {
+			return &certportal.Error{Code: certportal.Conflict, Message: "serial number taken", Err: errSerialTaken}
+		}
+		return err
+	}
+	if err := s.audit(ctx, tx, a, acc.ID, certportal.ActionCertIssued,
+		"serial "+rec.Serial+" thumbprint "+rec.Thumbprint+" issuer "+rec.Issuer); err != nil {
+		return err
+	}
+	if acc.Method != certportal.MethodCertificate {
+		acc.Method = certportal.MethodCertificate
+		if err := s.audit(ctx, tx, a, acc.ID, certportal.ActionMethodChanged, "to certificate"); err != nil {
+			return err
+		}
+	}
+	acc.Updated = s.now()
+	if err := tx.UpdateAccount(ctx, acc); err != nil {
+		return err
+	}
+	return tx.DeleteSessions(ctx, acc.ID, keep)
+}
+
+func certRecord(leaf *x509.Certificate, id string, now time.Time) *certportal.Certificate {
+	return &certportal.Certificate{
+		Serial:     certportal.FormatSerial(leaf.SerialNumber),
+		AccountID:  id,
+		Issuer:     leaf.Issuer.CommonName,
+		NotBefore:  leaf.NotBefore.UTC(),
+		NotAfter:   leaf.NotAfter.UTC(),
+		Thumbprint: certportal.Thumbprint(leaf.Raw),
+		SHA256:     certportal.Fingerprint256(leaf.Raw),
+		DER:        leaf.Raw,
+		Issued:     now,
+		Reason:     certportal.ReasonNone,
+	}
+}
+
+// revokeAll revokes every unrevoked certificate of an account in tx and
+// re-signs the CRLs concerned.
+func (s *Service) revokeAll(ctx context.Context, tx certportal.Tx, a Actor, id string, reason certportal.RevocationReason) error {
+	certs, err := tx.ListCertificates(ctx, certportal.CertFilter{AccountID: id, Unrevoked: true})
+	if err != nil {
+		return err
+	}
+	issuers := map[string]bool{}
+	for _, c := range certs {
+		if err := s.revokeOne(ctx, tx, a, &c, reason); err != nil {
+			return err
+		}
+		issuers[c.Issuer] = true
+	}
+	for iss := range issuers {
+		if _, err := s.signCRL(ctx, tx, iss); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Service) revokeOne(ctx context.Context, tx certportal.Tx, a Actor, c *certportal.Certificate, reason certportal.RevocationReason) error {
+	if err := tx.RevokeCertificate(ctx, c.Serial, s.now(), reason); err != nil {
+		return err
+	}
+	return s.audit(ctx, tx, a, c.AccountID, certportal.ActionCertRevoked, "serial "+c.Serial+" reason "+reason.String())
+}
+
+// Revoke revokes one certificate by serial (as typed by an administrator).
+func (s *Service) Revoke(ctx context.Context, a Actor, serial string, reason certportal.RevocationReason) (*certportal.Certificate, error) {
+	sn, err := certportal.NormalizeSerial(serial)
+	if err != nil {
+		return nil, err
+	}
+	var c *certportal.Certificate
+	err = s.Store.Update(ctx, func(tx certportal.Tx) error {
+		c, err = tx.Certificate(ctx, sn)
+		if err != nil {
+			return err
+		}
+		if c.IsRevoked() {
+			return certportal.Errorf(certportal.Conflict, "the certificate %s is revoked already", sn)
+		}
+		if _, err := tx.LockAccount(ctx, c.AccountID); err != nil {
+			return err
+		}
+		if err := s.revokeOne(ctx, tx, a, c, reason); err != nil {
+			return err
+		}
+		// Ending the sessions bound to it happens at their next request:
+		// a certificate session checks its certificate every time.
+		_, err = s.signCRL(ctx, tx, c.Issuer)
+		return err
+	})
+	return c, err
+}
+
+// Certificates lists certificates, for one account ("" = all).
+func (s *Service) Certificates(ctx context.Context, id string) ([]certportal.Certificate, error) {
+	var list []certportal.Certificate
+	err := s.Store.View(ctx, func(tx certportal.Tx) error {
+		if id != "" {
+			if _, err := tx.Account(ctx, id); err != nil {
+				return err
+			}
+		}
+		var err error
+		list, err = tx.ListCertificates(ctx, certportal.CertFilter{AccountID: id})
+		return err
+	})
+	return list, err
+}
+
+// CurrentCertificate returns the account's unrevoked certificate, or nil.
+func (s *Service) CurrentCertificate(ctx context.Context, id string) (*certportal.Certificate, error) {
+	var cur *certportal.Certificate
+	err := s.Store.View(ctx, func(tx certportal.Tx) error {
+		list, err := tx.ListCertificates(ctx, certportal.CertFilter{AccountID: id, Unrevoked: true})
+		if err == nil && len(list) > 0 {
+			cur = &list[len(list)-1]
+		}
+		return err
+	})
+	return cur, err
+}
+
+// crlRefresh is how old a CRL may get before it is re-signed: SPEC.md asks
+// for a daily re-signing, with nextUpdate a week ahead.
+const crlRefresh = 24 * time.Hour
+
+// signCRL signs a new CRL for issuer within tx, with the next CRL number.
+func (s *Service) signCRL(ctx context.Context, tx certportal.Tx, issuer string) (*certportal.CRL, error) {
+	n, err := tx.NextCRLNumber(ctx, issuer)
+	if err != nil {
+		return nil, err
+	}
+	revs, err := tx.Revocations(ctx, issuer, s.now())
+	if err != nil {
+		return nil, err
+	}
+	der, this, next, err := s.CA.SignCRL(issuer, n, revs)
+	if err != nil {
+		return nil, err
+	}
+	c := &certportal.CRL{Issuer: issuer, Number: n, ThisUpdate: this, NextUpdate: next, DER: der}
+	if err := tx.SaveCRL(ctx, c); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// CRL returns the current CRL of an issuer ("SOP-ICA1" or the root's CN),
+// signing a new one when none exists or the stored one is a day old.
+func (s *Service) CRL(ctx context.Context, issuer string) ([]byte, error) {
+	var c *certportal.CRL
+	err := s.Store.View(ctx, func(tx certportal.Tx) error {
+		var err error
+		c, err = tx.LatestCRL(ctx, issuer)
+		return err
+	})
+	if err == nil && s.now().Sub(c.ThisUpdate) < crlRefresh {
+		return c.DER, nil
+	}
+	if err != nil && certportal.ErrorCodeOf(err) != certportal.NotFound {
+		return nil, err
+	}
+	err = s.Store.Update(ctx, func(tx certportal.Tx) error {
+		// Another request or replica may have signed one meanwhile.
+		if latest, err := tx.LatestCRL(ctx, issuer); err == nil && s.now().Sub(latest.ThisUpdate) < crlRefresh {
+			c = latest
+			return nil
+		}
+		var err error
+		c, err = s.signCRL(ctx, tx, issuer)
+		if err != nil {
+			return err
+		}
+		return s.audit(ctx, tx, Actor{Name: "system", Remote: "-"}, "", certportal.ActionCRLSigned, issuer)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return c.DER, nil
+}
+
+// OCSP answers an OCSP request (DER) for the issuing CA, looking the
+// status up in the database on every request.
+func (s *Service) OCSP(ctx context.Context, der []byte) ([]byte, error) {
+	req, err := s.CA.ParseOCSPRequest(der)
+	if err != nil {
+		return nil, err
+	}
+	st := ca.OCSPStatus{}
+	if req.KnownIssuer {
+		err := s.Store.View(ctx, func(tx certportal.Tx) error {
+			c, err := tx.Certificate(ctx, certportal.FormatSerial(req.Serial))
+			if certportal.ErrorCodeOf(err) == certportal.NotFound {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			if c.Issuer != s.CA.Issuing.Subject.CommonName {
+				return nil
+			}
+			st = ca.OCSPStatus{Known: true, Revoked: c.Revoked, Reason: c.Reason}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return s.CA.OCSPResponse(req, st)
+}

@@ -1,0 +1,145 @@
+// Package portal holds the rules of the certificate portal: who may sign
+// in and how, the one-valid-certificate rule, lockout, recovery by mail and
+// the audit trail. It uses the root package's interfaces (Store, Mailer) and
+// the ca package, and knows nothing of HTTP or flags: web/ and
+// cmd/certportal call it.
+package portal
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/certportal/certportal"
+	"github.com/certportal/certportal/ca"
+)
+
+// Config holds the tunable rules. Zero values take the defaults of SPEC.md.
+type Config struct {
+	// PortalURL is the HTTPS address users open, used in mails.
+	PortalURL string
+	// UserKeyType is the key type of user certificates.
+	UserKeyType ca.KeyType
+	// TempPasswordTTL is how long a mailed temporary password is valid (24 h).
+	TempPasswordTTL time.Duration
+	// LockoutThreshold wrong passwords within LockoutWindow lock password
+	// sign-in for LockoutDuration (5, 15 min, 15 min).
+	LockoutThreshold int
+	LockoutWindow    time.Duration
+	LockoutDuration  time.Duration
+	// SessionIdle and SessionMax bound a session (30 min idle, 12 h in all).
+	SessionIdle time.Duration
+	SessionMax  time.Duration
+	// RecoveriesPerDay limits recoveries per account (3).
+	RecoveriesPerDay int
+	// TicketTTL is how long the "OK" of a recovery stays valid (5 min).
+	TicketTTL time.Duration
+}
+
+func (c *Config) setDefaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&c.TempPasswordTTL, 24*time.Hour)
+	def(&c.LockoutWindow, 15*time.Minute)
+	def(&c.LockoutDuration, 15*time.Minute)
+	def(&c.SessionIdle, 30*time.Minute)
+	def(&c.SessionMax, 12*time.Hour)
+	def(&c.TicketTTL, 5*time.Minute)
+	if c.LockoutThreshold <= 0 {
+		c.LockoutThreshold = 5
+	}
+	if c.RecoveriesPerDay <= 0 {
+		c.RecoveriesPerDay = 3
+	}
+	if c.UserKeyType == "" {
+		c.UserKeyType = ca.P256
+	}
+	if c.PortalURL == "" {
+		c.PortalURL = "https://localhost:8443"
+	}
+}
+
+// Service carries out the portal's operations. Its fields are set once by
+// cmd/certportal; it is safe for concurrent use.
+type Service struct {
+	Store  certportal.Store
+	CA     *ca.Authority
+	Mailer certportal.Mailer
+	Hasher *Hasher
+	Log    *slog.Logger
+	Now    func() time.Time
+	Rand   io.Reader
+	Config Config
+}
+
+// New returns a Service with defaults filled in.
+func New(store certportal.Store, authority *ca.Authority, mailer certportal.Mailer, cfg Config, log *slog.Logger) *Service {
+	cfg.setDefaults()
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Service{
+		Store:  store,
+		CA:     authority,
+		Mailer: mailer,
+		Hasher: NewHasher(4),
+		Log:    log,
+		Now:    time.Now,
+		Rand:   randReader,
+		Config: cfg,
+	}
+}
+
+// Actor says who asks for an operation and from where, for the audit log.
+type Actor struct {
+	Name   string // "admin", "user:<id>", "system"
+	Remote string // client address, or "cli"
+}
+
+// Admin is the actor of the command line.
+var Admin = Actor{Name: "admin", Remote: "cli"}
+
+// User returns the actor for a signed-in user at a client address.
+func User(id, remote string) Actor { return Actor{Name: "user:" + id, Remote: remote} }
+
+func (s *Service) now() time.Time { return s.Now().UTC() }
+
+// audit appends one record in tx.
+func (s *Service) audit(ctx context.Context, tx certportal.Tx, a Actor, account, action, detail string) error {
+	return tx.AppendAudit(ctx, &certportal.AuditEvent{
+		Time: s.now(), Actor: a.Name, AccountID: account, Action: action, Detail: detail, Remote: a.Remote,
+	})
+}
+
+// auditAlone appends one record in its own transaction; failures are logged.
+func (s *Service) auditAlone(ctx context.Context, a Actor, account, action, detail string) {
+	err := s.Store.Update(ctx, func(tx certportal.Tx) error {
+		return s.audit(ctx, tx, a, account, action, detail)
+	})
+	if err != nil {
+		s.Log.Error("audit record lost", "action", action, "account", account, "err", err)
+	}
+}
+
+// notify sends a notice mail on a best-effort basis: a failure is logged
+// and audited, and the change it reports stands.
+func (s *Service) notify(ctx context.Context, account string, m certportal.Mail) {
+	err := s.Mailer.Send(ctx, m)
+	if err != nil {
+		s.Log.Warn("notice mail failed", "account", account, "subject", m.Subject, "err", err)
+		s.auditAlone(ctx, Actor{Name: "system", Remote: "-"}, account, certportal.ActionMailFailed, "notice: "+m.Subject)
+		return
+	}
+	s.auditAlone(ctx, Actor{Name: "system", Remote: "-"}, account, certportal.ActionMailSent, "notice: "+m.Subject)
+}
+
+func tokenID(token string) string {
+	s := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(s[:])
+}

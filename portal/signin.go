@@ -1,0 +1,333 @@
+package portal
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"time"
+
+	"github.com/certportal/certportal"
+	"github.com/certportal/certportal/mail"
+)
+
+// Reasons a sign-in is refused after the credentials were checked. They are
+// wrapped in *certportal.Error (code Forbidden), so web/ tells them apart
+// with errors.Is and shows the page that applies.
+var (
+	ErrUseCertificate  = errors.New("this account signs in with its certificate")
+	ErrCancelled       = errors.New("account cancelled")
+	ErrPasswordExpired = errors.New("temporary password expired")
+	ErrCertRevoked     = errors.New("revoked")
+	ErrCertExpired     = errors.New("expired")
+	ErrCertUnknown     = errors.New("unknown")
+	ErrCertCancelled   = errors.New("cancelled")
+)
+
+// errBadCredentials is the one answer for a wrong ID, a wrong password, a
+// locked ID and a cancelled account before its password is checked.
+func errBadCredentials() error {
+	return certportal.Errorf(certportal.Unauthorized, "the user ID or password is wrong")
+}
+
+func forbidden(reason error, msg string) error {
+	return &certportal.Error{Code: certportal.Forbidden, Message: msg, Err: reason}
+}
+
+// checkPassword is the credential check shared by sign-in and recovery: the
+// same lockout counter, the same answer and about the same time for an
+// unknown, locked or wrong ID. It returns the account on success.
+func (s *Service) checkPassword(ctx context.Context, id, password, remote string) (*certportal.Account, error) {
+	key := certportal.IDKey(id)
+	now := s.now()
+	var acc *certportal.Account
+	var locked time.Time
+	err := s.Store.View(ctx, func(tx certportal.Tx) error {
+		var err error
+		if locked, err = tx.LockedUntil(ctx, key, remote); err != nil {
+			return err
+		}
+		acc, err = tx.Account(ctx, id)
+		if certportal.ErrorCodeOf(err) == certportal.NotFound {
+			acc, err = nil, nil
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(password) > certportal.MaxPasswordLength || certportal.ValidateID(id) != nil {
+		s.Hasher.Burn(ctx, "")
+		return nil, errBadCredentials()
+	}
+	if now.Before(locked) {
+		s.Hasher.Burn(ctx, password)
+		s.auditAlone(ctx, Actor{Name: "anonymous", Remote: remote}, idOf(acc, id), certportal.ActionSignInFailed, "locked")
+		return nil, errBadCredentials()
+	}
+	hash := ""
+	if acc != nil {
+		hash = acc.PasswordHash
+	}
+	ok, err := s.Hasher.Verify(ctx, hash, password)
+	if err != nil {
+		return nil, err
+	}
+	if ok && acc != nil {
+		return acc, nil
+	}
+	return nil, s.recordFailure(ctx, acc, id, remote)
+}
+
+func idOf(acc *certportal.Account, id string) string {
+	if acc != nil {
+		return acc.ID
+	}
+	return ""
+}
+
+// recordFailure counts a wrong password and locks the ID for this client
+// address when the threshold is reached.
+func (s *Service) recordFailure(ctx context.Context, acc *certportal.Account, id, remote string) error {
+	key := certportal.IDKey(id)
+	now := s.now()
+	lockedNow := false
+	err := s.Store.Update(ctx, func(tx certportal.Tx) error {
+		if err := tx.AddFailure(ctx, key, remote, now); err != nil {
+			return err
+		}
+		detail := "wrong password"
+		if acc == nil {
+			detail = "unknown user ID " + key
+		}
+		if err := s.audit(ctx, tx, Actor{Name: "anonymous", Remote: remote}, idOf(acc, id), certportal.ActionSignInFailed, detail); err != nil {
+			return err
+		}
+		n, err := tx.CountFailures(ctx, key, remote, now.Add(-s.Config.LockoutWindow))
+		if err != nil || n < s.Config.LockoutThreshold {
+			return err
+		}
+		until := now.Add(s.Config.LockoutDuration)
+		if err := tx.SetLockout(ctx, key, remote, until); err != nil {
+			return err
+		}
+		if err := tx.ClearFailures(ctx, key, remote); err != nil {
+			return err
+		}
+		lockedNow = true
+		return s.audit(ctx, tx, Actor{Name: "system", Remote: remote}, idOf(acc, id), certportal.ActionLockout,
+			"password sign-in locked until "+until.Format(time.RFC3339)+" for "+key)
+	})
+	if err != nil {
+		return err
+	}
+	if lockedNow && acc != nil {
+		s.notify(ctx, acc.ID, mail.NoticeLockout(acc.Email, acc.ID, now.Add(s.Config.LockoutDuration)))
+	}
+	return errBadCredentials()
+}
+
+// PasswordSignIn checks ID and password for /login. A correct password of an
+// account that signs in by certificate, of a cancelled account or an expired
+// temporary password is refused with a Forbidden error whose cause is
+// ErrUseCertificate, ErrCancelled or ErrPasswordExpired.
+func (s *Service) PasswordSignIn(ctx context.Context, id, password, remote string) (*certportal.Account, error) {
+	acc, err := s.checkPassword(ctx, id, password, remote)
+	if err != nil {
+		return nil, err
+	}
+	var refuse error
+	switch {
+	case acc.Status == certportal.StatusCancelled:
+		refuse = forbidden(ErrCancelled, "this account has been cancelled")
+	case acc.Method == certportal.MethodCertificate:
+		refuse = forbidden(ErrUseCertificate, "this account signs in with its certificate, not with a password")
+	case !acc.PasswordExpires.IsZero() && !s.now().Before(acc.PasswordExpires):
+		refuse = forbidden(ErrPasswordExpired, "this temporary password has expired")
+	}
+	err = s.Store.Update(ctx, func(tx certportal.Tx) error {
+		if err := tx.ClearFailures(ctx, certportal.IDKey(acc.ID), remote); err != nil {
+			return err
+		}
+		if refuse != nil {
+			return s.audit(ctx, tx, Actor{Name: "user:" + acc.ID, Remote: remote}, acc.ID, certportal.ActionSignInRefused, certportal.ErrorMessage(refuse))
+		}
+		return s.audit(ctx, tx, Actor{Name: "user:" + acc.ID, Remote: remote}, acc.ID, certportal.ActionSignInOK, "password")
+	})
+	if err != nil {
+		return nil, err
+	}
+	if refuse != nil {
+		return acc, refuse
+	}
+	return acc, nil
+}
+
+// CertSignIn identifies the account of a presented certificate chain
+// (leaf first). The chain is verified against the CA, then the certificate
+// is looked up by the SHA-256 of its DER, never by its CN, on every call,
+// so a revocation takes effect at once. Refusals are Forbidden errors whose
+// cause is ErrCertRevoked, ErrCertExpired, ErrCertUnknown or ErrCertCancelled.
+func (s *Service) CertSignIn(ctx context.Context, chain []*x509.Certificate) (*certportal.Account, *certportal.Certificate, error) {
+	leaf, err := s.CA.VerifyClient(chain)
+	if err != nil {
+		if certportal.ErrorMessage(err) == "expired" {
+			return nil, nil, forbidden(ErrCertExpired, "this certificate has expired")
+		}
+		return nil, nil, forbidden(ErrCertUnknown, "this certificate was not issued by this portal")
+	}
+	return s.lookupCert(ctx, certportal.Fingerprint256(leaf.Raw))
+}
+
+func (s *Service) lookupCert(ctx context.Context, fp string) (*certportal.Account, *certportal.Certificate, error) {
+	var acc *certportal.Account
+	var c *certportal.Certificate
+	err := s.Store.View(ctx, func(tx certportal.Tx) error {
+		var err error
+		c, err = tx.CertificateBySHA256(ctx, fp)
+		if err != nil {
+			return err
+		}
+		acc, err = tx.Account(ctx, c.AccountID)
+		return err
+	})
+	switch {
+	case certportal.ErrorCodeOf(err) == certportal.NotFound:
+		return nil, nil, forbidden(ErrCertUnknown, "this certificate is not known to this portal")
+	case err != nil:
+		return nil, nil, err
+	case acc.Status == certportal.StatusCancelled:
+		return acc, c, forbidden(ErrCertCancelled, "the account of this certificate has been cancelled")
+	case c.IsRevoked():
+		return acc, c, forbidden(ErrCertRevoked, "this certificate has been revoked")
+	case !s.now().Before(c.NotAfter):
+		return acc, c, forbidden(ErrCertExpired, "this certificate has expired")
+	}
+	return acc, c, nil
+}
+
+// NewSession starts a session for an account and returns the cookie token.
+// certSerial binds it to the certificate that started it ("" for password).
+// The old session (the token the browser had before, if any) ends: a
+// sign-in always rotates the session ID.
+func (s *Service) NewSession(ctx context.Context, acc *certportal.Account, cert *certportal.Certificate, remote, oldToken string) (string, error) {
+	token, id, err := newToken(s.Rand)
+	if err != nil {
+		return "", err
+	}
+	now := s.now()
+	sess := &certportal.Session{
+		ID: id, AccountID: acc.ID, Remote: remote,
+		Created: now, LastSeen: now, Expires: now.Add(s.Config.SessionMax),
+	}
+	if cert != nil {
+		sess.CertSerial = cert.Serial
+	}
+	err = s.Store.Update(ctx, func(tx certportal.Tx) error {
+		if oldToken != "" {
+			if err := tx.DeleteSession(ctx, tokenID(oldToken)); err != nil && certportal.ErrorCodeOf(err) != certportal.NotFound {
+				return err
+			}
+		}
+		if err := tx.CreateSession(ctx, sess); err != nil {
+			return err
+		}
+		if cert != nil {
+			// Certificate sign-in is audited once per session.
+			return s.audit(ctx, tx, User(acc.ID, remote), acc.ID, certportal.ActionSignInOK, "certificate "+cert.Serial)
+		}
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return token, nil
+}
+
+// touchEvery limits writes: LastSeen is refreshed at most once a minute.
+const touchEvery = time.Minute
+
+// Session returns the session and account of a cookie token. An unknown,
+// idle-expired or absolutely expired session, one of a cancelled account,
+// or one whose certificate is no longer valid, is ended and refused
+// (Unauthorized).
+func (s *Service) Session(ctx context.Context, token string) (*certportal.Session, *certportal.Account, error) {
+	if token == "" || len(token) > 100 {
+		return nil, nil, certportal.Errorf(certportal.Unauthorized, "not signed in")
+	}
+	id := tokenID(token)
+	now := s.now()
+	var sess *certportal.Session
+	var acc *certportal.Account
+	err := s.Store.View(ctx, func(tx certportal.Tx) error {
+		var err error
+		if sess, err = tx.Session(ctx, id); err != nil {
+			return err
+		}
+		acc, err = tx.Account(ctx, sess.AccountID)
+		return err
+	})
+	if certportal.ErrorCodeOf(err) == certportal.NotFound {
+		return nil, nil, certportal.Errorf(certportal.Unauthorized, "not signed in")
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	valid := now.Before(sess.Expires) && now.Before(sess.LastSeen.Add(s.Config.SessionIdle)) && acc.Status == certportal.StatusActive
+	if valid && sess.CertSerial != "" {
+		var c *certportal.Certificate
+		err := s.Store.View(ctx, func(tx certportal.Tx) error {
+			var err error
+			c, err = tx.Certificate(ctx, sess.CertSerial)
+			return err
+		})
+		if err != nil && certportal.ErrorCodeOf(err) != certportal.NotFound {
+			return nil, nil, err
+		}
+		valid = err == nil && !c.IsRevoked() && now.Before(c.NotAfter)
+	}
+	if !valid {
+		_ = s.Store.Update(ctx, func(tx certportal.Tx) error { return tx.DeleteSession(ctx, id) })
+		return nil, nil, certportal.Errorf(certportal.Unauthorized, "your session has ended; sign in again")
+	}
+	if now.Sub(sess.LastSeen) >= touchEvery {
+		if err := s.Store.Update(ctx, func(tx certportal.Tx) error { return tx.TouchSession(ctx, id, now) }); err != nil {
+			return nil, nil, err
+		}
+	}
+	return sess, acc, nil
+}
+
+// SignOut ends one session; with all set, every session of its account.
+func (s *Service) SignOut(ctx context.Context, token string, all bool, remote string) error {
+	sess, acc, err := s.Session(ctx, token)
+	if err != nil {
+		return nil // signing out of nothing is not an error
+	}
+	return s.Store.Update(ctx, func(tx certportal.Tx) error {
+		detail := "this session"
+		if all {
+			detail = "every session"
+			if err := tx.DeleteSessions(ctx, acc.ID, ""); err != nil {
+				return err
+			}
+		} else if err := tx.DeleteSession(ctx, sess.ID); err != nil {
+			return err
+		}
+		return s.audit(ctx, tx, User(acc.ID, remote), acc.ID, certportal.ActionSignOut, detail)
+	})
+}
+
+// RecentSignIns returns the account's last n successful sign-ins.
+func (s *Service) RecentSignIns(ctx context.Context, id string, n int) ([]certportal.AuditEvent, error) {
+	list, err := s.Audit(ctx, certportal.AuditFilter{AccountID: id})
+	if err != nil {
+		return nil, err
+	}
+	var out []certportal.AuditEvent
+	for i := len(list) - 1; i >= 0 && len(out) < n; i-- {
+		if list[i].Action == certportal.ActionSignInOK {
+			out = append(out, list[i])
+		}
+	}
+	return out, nil
+}
