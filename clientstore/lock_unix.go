@@ -1,0 +1,34 @@
+//go:build unix
+
+package clientstore
+
+import (
+	"errors"
+	"os"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+func lockFileHandle(f *os.File, exclusive bool) error {
+	how := unix.LOCK_SH
+	if exclusive {
+		how = unix.LOCK_EX
+	}
+	for {
+		err := unix.Flock(int(f.Fd()), how)
+		if !errors.Is(err, syscall.EINTR) {
+			return err
+		}
+	}
+}
+
+func unlockFileHandle(f *os.File) {
+	unix.Flock(int(f.Fd()), unix.LOCK_UN)
+}
+
+// isSyncUnsupported reports whether fsync on a directory failed only because
+// the file system does not offer it.
+func isSyncUnsupported(err error) bool {
+	return errors.Is(err, syscall.EINVAL) || errors.Is(err, syscall.ENOTSUP)
+}
