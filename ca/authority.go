@@ -1,0 +1,348 @@
+package ca
+
+import (
+	"crypto"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"io"
+	"io/fs"
+	"math/big"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/certportal/certportal"
+	"software.sslmate.com/src/go-pkcs12"
+)
+
+// Authority is a loaded CA: the certificates of the hierarchy and the keys
+// of the root (for the root CRL) and the issuing CA (for user certificates,
+// the issuing CRL and OCSP). It is safe for concurrent use once loaded; set
+// URL, Now and Rand before sharing it.
+type Authority struct {
+	Root, Issuing, TLSCA *x509.Certificate
+	// URL is the plain-HTTP base URL written into user certificates.
+	URL string
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Rand is the source of randomness; nil means crypto/rand.Reader.
+	Rand io.Reader
+
+	dir        string
+	rootKey    crypto.Signer
+	issuingKey crypto.Signer
+	issuerIDs  issuerHashes
+
+	ocspMu    sync.Mutex
+	ocspCache map[ocspKey]*ocspEntry
+}
+
+// Load loads the CA that Create wrote to dir. url is the base URL for user
+// certificates; when empty it is taken from the issuing CA's CRL
+// distribution point, i.e. the URL given to Create.
+func Load(dir, url string) (*Authority, error) {
+	a := &Authority{dir: dir}
+	readCert := func(name string) (*x509.Certificate, error) {
+		data, err := readCAFile(dir, name)
+		if err != nil {
+			return nil, err
+		}
+		certs, err := parseCertsPEM(data)
+		if err != nil {
+			return nil, wrapError(certportal.Invalid, err, filepath.Join(dir, name)+": "+certportal.ErrorMessage(err))
+		}
+		return certs[0], nil
+	}
+	readKey := func(name string, cert *x509.Certificate) (crypto.Signer, error) {
+		data, err := readCAFile(dir, name)
+		if err != nil {
+			return nil, err
+		}
+		key, err := parseKeyPEM(data)
+		if err != nil {
+			return nil, wrapError(certportal.Invalid, err, filepath.Join(dir, name)+": "+certportal.ErrorMessage(err))
+		}
+		if !keyMatches(key, cert) {
+			return nil, errorf(certportal.Invalid, "%s does not belong to the certificate %s; the CA directory is inconsistent", filepath.Join(dir, name), cert.Subject.CommonName)
+		}
+		return key, nil
+	}
+	var err error
+	if a.Root, err = readCert(RootCertFile); err != nil {
+		return nil, err
+	}
+	if a.Issuing, err = readCert(IssuingCertFile); err != nil {
+		return nil, err
+	}
+	if a.TLSCA, err = readCert(TLSCACertFile); err != nil {
+		return nil, err
+	}
+	if err := a.Root.CheckSignatureFrom(a.Root); err != nil {
+		return nil, wrapError(certportal.Invalid, err, RootCertFile+" is not a self-signed CA certificate")
+	}
+	for _, c := range []*x509.Certificate{a.Issuing, a.TLSCA} {
+		if err := c.CheckSignatureFrom(a.Root); err != nil {
+			return nil, wrapError(certportal.Invalid, err, c.Subject.CommonName+" is not signed by the root "+a.Root.Subject.CommonName)
+		}
+	}
+	if a.rootKey, err = readKey(RootKeyFile, a.Root); err != nil {
+		return nil, err
+	}
+	if a.issuingKey, err = readKey(IssuingKeyFile, a.Issuing); err != nil {
+		return nil, err
+	}
+	if url == "" {
+		for _, dp := range a.Issuing.CRLDistributionPoints {
+			if base, ok := strings.CutSuffix(dp, "/crl/root.crl"); ok {
+				url = base
+			}
+		}
+	}
+	if a.URL, err = checkURL(url); err != nil {
+		return nil, err
+	}
+	if a.issuerIDs, err = newIssuerHashes(a.Issuing); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// readCAFile reads one file of the CA directory with an error that says
+// which file is missing.
+func readCAFile(dir, name string) ([]byte, error) {
+	p := filepath.Join(dir, name)
+	data, err := os.ReadFile(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, wrapError(certportal.NotFound, err, p+" is missing; run certportal init to create the CA")
+	}
+	if err != nil {
+		return nil, wrapError(certportal.Internal, err, p+" cannot be read")
+	}
+	return data, nil
+}
+
+// ServerCertificate loads the portal's TLS certificate (server.crt, which
+// holds the chain up to the TLS intermediate) and its key (server.key).
+func (a *Authority) ServerCertificate() (*tls.Certificate, error) {
+	certPEMData, err := readCAFile(a.dir, ServerCertFile)
+	if err != nil {
+		return nil, err
+	}
+	keyPEMData, err := readCAFile(a.dir, ServerKeyFile)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := tls.X509KeyPair(certPEMData, keyPEMData)
+	if err != nil {
+		return nil, wrapError(certportal.Invalid, err, "the portal's TLS certificate and key in "+a.dir+" do not form a pair")
+	}
+	return &cert, nil
+}
+
+func (a *Authority) now() time.Time {
+	if a.Now != nil {
+		return a.Now()
+	}
+	return time.Now()
+}
+
+// NewSerial returns a serial number for a user certificate: 16 random bytes
+// with the top bit clear (so the DER INTEGER is positive and exactly 16
+// bytes, RFC 5280 allows 20) and the first byte not zero.
+func (a *Authority) NewSerial() (*big.Int, error) { return newSerial(randOr(a.Rand)) }
+
+func newSerial(rand io.Reader) (*big.Int, error) {
+	b := make([]byte, 16)
+	for {
+		if _, err := io.ReadFull(randOr(rand), b); err != nil {
+			return nil, wrapError(certportal.Internal, err, "could not read random bytes")
+		}
+		b[0] &= 0x7f
+		if b[0] != 0 {
+			return new(big.Int).SetBytes(b), nil
+		}
+	}
+}
+
+// LeafRequest asks for a user certificate.
+type LeafRequest struct {
+	// ID is the user ID, the only attribute of the subject (CN).
+	ID string
+	// Email is the registered address, written as an rfc822Name SAN.
+	Email string
+	// KeyType is the type of the key generated for the user.
+	KeyType KeyType
+	// Serial is the serial number; nil means a.NewSerial().
+	Serial *big.Int
+}
+
+// userLifetimeYears: a user certificate lasts one year, never past its issuer.
+const userLifetimeYears = 1
+
+// Issue generates a key and signs a user certificate with the issuing CA:
+// keyUsage digitalSignature only (for RSA too: the key signs the TLS
+// handshake, nothing else), EKU clientAuth, SKI and AKI, backdated five
+// minutes, one year but never past the issuing CA, a CRL distribution point
+// and AIA (OCSP and caIssuers) under a.URL.
+func (a *Authority) Issue(req LeafRequest) (*x509.Certificate, crypto.Signer, error) {
+	if err := checkUserID(req.ID); err != nil {
+		return nil, nil, err
+	}
+	if req.Email != "" {
+		if err := checkEmail(req.Email); err != nil {
+			return nil, nil, err
+		}
+	}
+	now := a.now().UTC().Truncate(time.Second)
+	if !now.Before(a.Issuing.NotAfter) {
+		return nil, nil, errorf(certportal.Unavailable, "the issuing CA %s expired on %s; a new CA is needed", a.Issuing.Subject.CommonName, a.Issuing.NotAfter.Format(time.DateOnly))
+	}
+	key, err := GenerateKey(a.Rand, req.KeyType)
+	if err != nil {
+		return nil, nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          req.Serial,
+		Subject:               pkix.Name{CommonName: req.ID},
+		NotBefore:             now.Add(-backdate),
+		NotAfter:              capTime(now.AddDate(userLifetimeYears, 0, 0), a.Issuing.NotAfter),
+		KeyUsage:              x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+		BasicConstraintsValid: true,
+		CRLDistributionPoints: []string{a.URL + "/crl/issuing.crl"},
+		OCSPServer:            []string{a.URL + "/ocsp"},
+		IssuingCertificateURL: []string{a.URL + "/ca/issuing.crt"},
+	}
+	if req.Email != "" {
+		tmpl.EmailAddresses = []string{req.Email}
+	}
+	cert, err := signCert(randOr(a.Rand), tmpl, a.Issuing, key.Public(), a.issuingKey)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cert, key, nil
+}
+
+// checkUserID applies the user ID rule of SPEC.md: 1-64 characters of
+// A-Z a-z 0-9 . _ @ -.
+func checkUserID(id string) error {
+	ok := id != "" && len(id) <= 64
+	for _, r := range id {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("._@-", r)) {
+			ok = false
+		}
+	}
+	if !ok {
+		return errorf(certportal.Invalid, "the user ID %q is not valid: use 1-64 letters, digits and . _ @ -", id)
+	}
+	return nil
+}
+
+// checkEmail accepts an ASCII address local@domain, as an rfc822Name SAN
+// requires (IA5String; internationalised addresses need SmtpUTF8Mailbox,
+// which clients barely support).
+func checkEmail(email string) error {
+	local, domain, ok := strings.Cut(email, "@")
+	ok = ok && local != "" && domain != "" && len(email) <= 254 && !strings.Contains(domain, "@") &&
+		!strings.HasPrefix(domain, ".") && !strings.HasSuffix(domain, ".") && !strings.Contains(domain, "..")
+	for _, r := range email {
+		if r <= ' ' || r >= 0x7f || strings.ContainsRune("<>()[]\\,;:\"", r) {
+			ok = false
+		}
+	}
+	if !ok {
+		return errorf(certportal.Invalid, "the e-mail address %q cannot go into a certificate: use a plain ASCII address such as name@example.com", email)
+	}
+	return nil
+}
+
+// PKCS12Iterations is the PBKDF2 (modern) and PKCS#12 KDF (legacy) iteration
+// count of the files PKCS12 writes: at least 10,000 as SPEC.md asks, the
+// figure NIST SP 800-132 gave and that OpenSSL 3, Java and NSS all accept.
+const PKCS12Iterations = 10000
+
+// MinPKCS12Password is the shortest PKCS#12 password accepted (SPEC.md).
+const MinPKCS12Password = 12
+
+// PKCS12 encodes key, leaf, the issuing CA and the root as a PKCS#12 file
+// protected by password. The modern form uses AES-256-CBC with
+// PBKDF2-HMAC-SHA-256 and an HMAC-SHA-256 MAC; legacy uses 3DES with SHA-1
+// (for macOS Keychain and older Windows). Both open with OpenSSL 3 without
+// -legacy, Java's keytool and NSS's pk12util.
+func (a *Authority) PKCS12(key crypto.Signer, leaf *x509.Certificate, password string, legacy bool) ([]byte, error) {
+	if utf8.RuneCountInString(password) < MinPKCS12Password {
+		return nil, errorf(certportal.Invalid, "the PKCS#12 password must have at least %d characters", MinPKCS12Password)
+	}
+	if key == nil || leaf == nil || !keyMatches(key, leaf) {
+		return nil, errorf(certportal.Invalid, "the private key does not belong to the certificate")
+	}
+	enc := pkcs12Encoder(legacy).WithRand(randOr(a.Rand))
+	der, err := enc.Encode(key, leaf, []*x509.Certificate{a.Issuing, a.Root}, password)
+	if err != nil {
+		return nil, wrapError(certportal.Internal, err, "could not write the PKCS#12 file")
+	}
+	return der, nil
+}
+
+// pkcs12Encoder returns the encoder PKCS12 uses (exported to tests and
+// benchmarks through the same path).
+func pkcs12Encoder(legacy bool) *pkcs12.Encoder {
+	if legacy {
+		return pkcs12.LegacyDES.WithIterations(PKCS12Iterations)
+	}
+	return pkcs12.Modern2023.WithIterations(PKCS12Iterations)
+}
+
+// VerifyClient checks a certificate chain that a TLS client presented (leaf
+// first). The leaf must chain to the issuing CA and the root (any other
+// certificates the client sent are ignored), be valid at a.Now() and carry
+// EKU clientAuth. Failures are Forbidden errors whose Message is "expired"
+// for a leaf of this CA outside its validity, and "unknown" otherwise.
+func (a *Authority) VerifyClient(chain []*x509.Certificate) (*x509.Certificate, error) {
+	unknown := errorf(certportal.Forbidden, "unknown")
+	if len(chain) == 0 || chain[0] == nil {
+		return nil, unknown
+	}
+	leaf := chain[0]
+	now := a.now()
+	if err := a.verifyLeaf(leaf, now); err == nil {
+		return leaf, nil
+	}
+	if now.Before(leaf.NotBefore) || now.After(leaf.NotAfter) {
+		// Say "expired" only for a certificate that is ours apart from
+		// its dates; a stranger's stale certificate stays "unknown".
+		if a.verifyLeaf(leaf, leaf.NotBefore) == nil {
+			e := errorf(certportal.Forbidden, "expired")
+			return nil, e
+		}
+	}
+	return nil, unknown
+}
+
+// verifyLeaf verifies leaf against exactly issuing CA -> root at time t.
+func (a *Authority) verifyLeaf(leaf *x509.Certificate, t time.Time) error {
+	roots := x509.NewCertPool()
+	roots.AddCert(a.Root)
+	inter := x509.NewCertPool()
+	inter.AddCert(a.Issuing)
+	chains, err := leaf.Verify(x509.VerifyOptions{
+		Roots:         roots,
+		Intermediates: inter,
+		CurrentTime:   t,
+		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	})
+	if err != nil {
+		return err
+	}
+	for _, c := range chains {
+		if len(c) == 3 && c[1].Equal(a.Issuing) && c[2].Equal(a.Root) && !leaf.IsCA {
+			return nil
+		}
+	}
+	return errors.New("not issued by the issuing CA")
+}
