@@ -1,0 +1,271 @@
+package sqlite
+
+import (
+	"bufio"
+	"context"
+	"database/sql"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/certportal/certportal"
+	"github.com/certportal/certportal/storetest"
+)
+
+func openTemp(t testing.TB) *DB {
+	t.Helper()
+	db, err := Open(context.Background(), filepath.Join(t.TempDir(), "certportal.db"), true)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func TestStore(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) certportal.Store { return openTemp(t) })
+}
+
+func TestPragmas(t *testing.T) {
+	db := openTemp(t)
+	ctx := context.Background()
+	tests := []struct {
+		sql, want string
+	}{
+		{"PRAGMA journal_mode", "wal"},
+		{"PRAGMA foreign_keys", "1"},
+		{"PRAGMA synchronous", "2"}, // FULL
+		{"PRAGMA busy_timeout", strconv.Itoa(int(busyTimeout.Milliseconds()))},
+	}
+	for _, tc := range tests {
+		for name, pool := range map[string]*sql.DB{"writer": db.write, "reader": db.read} {
+			var got string
+			if err := pool.QueryRowContext(ctx, tc.sql).Scan(&got); err != nil {
+				t.Fatalf("%s: %s: %v", name, tc.sql, err)
+			}
+			if !strings.EqualFold(got, tc.want) {
+				t.Errorf("%s: %s = %q, want %q", name, tc.sql, got, tc.want)
+			}
+		}
+	}
+	var qo string
+	if err := db.read.QueryRowContext(ctx, "PRAGMA query_only").Scan(&qo); err != nil || qo != "1" {
+		t.Errorf("reader: query_only = %q (%v), want 1", qo, err)
+	}
+}
+
+func TestReopenKeepsData(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "certportal.db")
+	db, err := Open(ctx, path, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(ctx, func(tx certportal.Tx) error {
+		return tx.CreateAccount(ctx, &certportal.Account{ID: "Zoe", Email: "zoe@example.com",
+			Method: certportal.MethodPassword, Status: certportal.StatusActive, Created: time.Now()})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1, err := db.SchemaVersion(ctx)
+	if err != nil || v1 < 1 {
+		t.Fatalf("SchemaVersion = %d, %v", v1, err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err = Open(ctx, path, false)
+	if err != nil {
+		t.Fatalf("reopen: %v", err)
+	}
+	defer db.Close()
+	if v2, err := db.SchemaVersion(ctx); err != nil || v2 != v1 {
+		t.Errorf("SchemaVersion after reopen = %d, %v; want %d", v2, err, v1)
+	}
+	err = db.View(ctx, func(tx certportal.Tx) error {
+		a, err := tx.Account(ctx, "zoe")
+		if err == nil && a.ID != "Zoe" {
+			t.Errorf("account after reopen: %+v", a)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatalf("after reopen: %v", err)
+	}
+}
+
+func TestOpenErrors(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+
+	missing := filepath.Join(dir, "missing.db")
+	_, err := Open(ctx, missing, false)
+	if certportal.ErrorCodeOf(err) != certportal.NotFound {
+		t.Fatalf("Open(missing, create=false): %v, want NotFound", err)
+	}
+	if want := "no database at " + missing + "; run certportal init"; certportal.ErrorMessage(err) != want {
+		t.Errorf("message %q, want %q", certportal.ErrorMessage(err), want)
+	}
+	if _, err := os.Stat(missing); !os.IsNotExist(err) {
+		t.Errorf("Open(create=false) created the file")
+	}
+
+	// A database from a newer certportal: schema far beyond ours.
+	path := filepath.Join(dir, "newer.db")
+	db, err := Open(ctx, path, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	known, _ := db.SchemaVersion(ctx)
+	if _, err := db.write.ExecContext(ctx, `INSERT INTO goose_db_version (version_id, is_applied) VALUES (9999, 1)`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	_, err = Open(ctx, path, false)
+	if certportal.ErrorCodeOf(err) != certportal.Conflict {
+		t.Fatalf("Open(newer schema): %v, want Conflict", err)
+	}
+	want := fmt.Sprintf("the database was created by a newer certportal (schema 9999); this binary knows up to %d", known)
+	if certportal.ErrorMessage(err) != want {
+		t.Errorf("message %q, want %q", certportal.ErrorMessage(err), want)
+	}
+
+	// Not a database at all.
+	junk := filepath.Join(dir, "junk.db")
+	if err := os.WriteFile(junk, []byte(strings.Repeat("not sqlite ", 1000)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(ctx, junk, false); certportal.ErrorCodeOf(err) != certportal.Unavailable {
+		t.Errorf("Open(junk): %v, want Unavailable", err)
+	}
+}
+
+// crashEnv tells a re-executed test binary to be the crashing writer.
+const crashEnv = "CERTPORTAL_SQLITE_CRASH_CHILD"
+
+// TestCrashSafety kills a writing process with SIGKILL and checks that the
+// database opens, is intact, and holds every write the child reported as
+// committed.
+func TestCrashSafety(t *testing.T) {
+	if path := os.Getenv(crashEnv); path != "" {
+		crashChild(path)
+		return
+	}
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "crash.db")
+	db, err := Open(ctx, path, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashSafety$")
+	cmd.Env = append(os.Environ(), crashEnv+"="+path)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var committed []int
+	sc := bufio.NewScanner(out)
+	deadline := time.Now().Add(20 * time.Second)
+	for sc.Scan() {
+		line := sc.Text()
+		n, ok := strings.CutPrefix(line, "committed ")
+		if !ok || !strings.HasSuffix(n, ";") {
+			continue
+		}
+		i, err := strconv.Atoi(strings.TrimSuffix(n, ";"))
+		if err != nil {
+			t.Fatalf("child said %q", line)
+		}
+		committed = append(committed, i)
+		if len(committed) == 150 || time.Now().After(deadline) {
+			// Mid-write: the child goes on writing until the signal lands.
+			cmd.Process.Signal(syscall.SIGKILL)
+			break
+		}
+	}
+	for sc.Scan() { // drain what the child wrote before it died
+		if n, ok := strings.CutPrefix(sc.Text(), "committed "); ok && strings.HasSuffix(n, ";") {
+			i, _ := strconv.Atoi(strings.TrimSuffix(n, ";"))
+			committed = append(committed, i)
+		}
+	}
+	err = cmd.Wait()
+	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+		t.Fatalf("the child was not killed by SIGKILL: %v", err)
+	}
+	if len(committed) < 10 {
+		t.Fatalf("the child reported only %d commits", len(committed))
+	}
+
+	db, err = Open(ctx, path, false)
+	if err != nil {
+		t.Fatalf("open after the crash: %v", err)
+	}
+	defer db.Close()
+	var check string
+	if err := db.write.QueryRowContext(ctx, "PRAGMA integrity_check").Scan(&check); err != nil || check != "ok" {
+		t.Fatalf("integrity_check = %q, %v", check, err)
+	}
+	err = db.View(ctx, func(tx certportal.Tx) error {
+		for _, i := range committed {
+			if _, err := tx.Account(ctx, fmt.Sprintf("crash%d", i)); err != nil {
+				t.Errorf("commit %d reported by the child is lost: %v", i, err)
+			}
+		}
+		events, err := tx.ListAudit(ctx, certportal.AuditFilter{})
+		if err != nil {
+			return err
+		}
+		if len(events) < len(committed) {
+			t.Errorf("%d audit records, %d commits", len(events), len(committed))
+		}
+		if bad, err := certportal.VerifyAuditChain(events); err != nil {
+			t.Errorf("audit chain broken at %d: %v", bad, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d commits reported before SIGKILL, all present", len(committed))
+}
+
+// crashChild writes accounts and audit records until it is killed,
+// reporting each commit on standard output.
+func crashChild(path string) {
+	ctx := context.Background()
+	db, err := Open(ctx, path, false)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(3)
+	}
+	for i := 0; ; i++ {
+		err := db.Update(ctx, func(tx certportal.Tx) error {
+			id := fmt.Sprintf("crash%d", i)
+			if err := tx.CreateAccount(ctx, &certportal.Account{ID: id, Email: id + "@example.com",
+				Method: certportal.MethodPassword, Status: certportal.StatusActive, Created: time.Now()}); err != nil {
+				return err
+			}
+			return tx.AppendAudit(ctx, &certportal.AuditEvent{Time: time.Now(), Actor: "admin", AccountID: id,
+				Action: certportal.ActionAccountCreated, Detail: strings.Repeat("x", 2000)})
+		})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(4)
+		}
+		fmt.Fprintf(os.Stdout, "committed %d;\n", i)
+	}
+}

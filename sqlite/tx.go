@@ -1,0 +1,326 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/certportal/certportal"
+)
+
+// tx is a certportal.Tx over one database/sql transaction.
+type tx struct {
+	tx      *sql.Tx
+	stmts   *stmtCache
+	missing []string // queries prepared for this transaction only
+}
+
+var _ certportal.Tx = (*tx)(nil)
+
+// stmt returns a prepared statement for query bound to the transaction:
+// the cached one when there is one, else one prepared on the transaction's
+// connection (and cached after the transaction, see fillCache).
+func (t *tx) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	if s, ok := t.stmts.lookup(query); ok {
+		return t.tx.StmtContext(ctx, s), nil
+	}
+	s, err := t.tx.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	t.missing = append(t.missing, query)
+	return s, nil
+}
+
+// fillCache prepares on the pool the queries this transaction missed. A
+// failure only means the next transaction prepares them again.
+func (t *tx) fillCache(ctx context.Context) {
+	for _, q := range t.missing {
+		if _, ok := t.stmts.lookup(q); !ok {
+			t.stmts.prepare(ctx, q) //nolint:errcheck // best effort
+		}
+	}
+	t.missing = nil
+}
+
+func (t *tx) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	s, err := t.stmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return s.ExecContext(ctx, args...)
+}
+
+func (t *tx) queryRow(ctx context.Context, query string, args ...any) *row {
+	s, err := t.stmt(ctx, query)
+	if err != nil {
+		return &row{err: err}
+	}
+	return &row{r: s.QueryRowContext(ctx, args...)}
+}
+
+func (t *tx) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	s, err := t.stmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return s.QueryContext(ctx, args...)
+}
+
+// row is a *sql.Row that may carry a preparation error.
+type row struct {
+	r   *sql.Row
+	err error
+}
+
+func (r *row) Scan(dest ...any) error {
+	if r.err != nil {
+		return r.err
+	}
+	return r.r.Scan(dest...)
+}
+
+// scanner is what *row and *sql.Rows have in common.
+type scanner interface{ Scan(dest ...any) error }
+
+// Times are stored as integer Unix microseconds (PostgreSQL's precision);
+// the zero time is NULL.
+
+func micros(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UnixMicro()
+}
+
+func fromMicros(n sql.NullInt64) time.Time {
+	if !n.Valid {
+		return time.Time{}
+	}
+	return time.UnixMicro(n.Int64).UTC()
+}
+
+// affected returns NotFound (with message) when res changed no row.
+func affected(res sql.Result, notFound string) error {
+	n, err := res.RowsAffected()
+	if err != nil {
+		return mapError(err, "", "")
+	}
+	if n == 0 {
+		return &certportal.Error{Code: certportal.NotFound, Op: op, Message: notFound}
+	}
+	return nil
+}
+
+// Accounts.
+
+const accountCols = `id, email, password_hash, password_expires, method, status, created, updated`
+
+func scanAccount(s scanner) (*certportal.Account, error) {
+	var a certportal.Account
+	var exp, created, updated sql.NullInt64
+	var method, status string
+	if err := s.Scan(&a.ID, &a.Email, &a.PasswordHash, &exp, &method, &status, &created, &updated); err != nil {
+		return nil, err
+	}
+	a.PasswordExpires, a.Created, a.Updated = fromMicros(exp), fromMicros(created), fromMicros(updated)
+	a.Method, a.Status = certportal.SignInMethod(method), certportal.AccountStatus(status)
+	return &a, nil
+}
+
+// CreateAccount adds an account; Conflict when its ID is taken in any case.
+func (t *tx) CreateAccount(ctx context.Context, a *certportal.Account) error {
+	_, err := t.exec(ctx, `INSERT INTO accounts (id_key, `+accountCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		certportal.IDKey(a.ID), a.ID, a.Email, a.PasswordHash, micros(a.PasswordExpires),
+		string(a.Method), string(a.Status), micros(a.Created), micros(a.Updated))
+	return mapError(err, "", fmt.Sprintf("the user ID %q is taken", a.ID))
+}
+
+// Account returns the account with id (any case).
+func (t *tx) Account(ctx context.Context, id string) (*certportal.Account, error) {
+	a, err := scanAccount(t.queryRow(ctx, `SELECT `+accountCols+` FROM accounts WHERE id_key = ?`, certportal.IDKey(id)))
+	if err != nil {
+		return nil, mapError(err, fmt.Sprintf("no user with ID %q", id), "")
+	}
+	return a, nil
+}
+
+// LockAccount reads an account for a change. An Update holds the database's
+// only write lock from its first statement (BEGIN IMMEDIATE), so the
+// account is locked already; this is a read.
+func (t *tx) LockAccount(ctx context.Context, id string) (*certportal.Account, error) {
+	return t.Account(ctx, id)
+}
+
+// UpdateAccount writes every field of a but its ID and Created.
+func (t *tx) UpdateAccount(ctx context.Context, a *certportal.Account) error {
+	res, err := t.exec(ctx, `UPDATE accounts SET email = ?, password_hash = ?, password_expires = ?,
+		method = ?, status = ?, updated = ? WHERE id_key = ?`,
+		a.Email, a.PasswordHash, micros(a.PasswordExpires), string(a.Method), string(a.Status),
+		micros(a.Updated), certportal.IDKey(a.ID))
+	if err != nil {
+		return mapError(err, "", "")
+	}
+	return affected(res, fmt.Sprintf("no user with ID %q", a.ID))
+}
+
+// ListAccounts returns every account, ordered by ID (case-insensitively).
+func (t *tx) ListAccounts(ctx context.Context) ([]certportal.Account, error) {
+	rows, err := t.query(ctx, `SELECT `+accountCols+` FROM accounts ORDER BY id_key`)
+	if err != nil {
+		return nil, mapError(err, "", "")
+	}
+	defer rows.Close()
+	var out []certportal.Account
+	for rows.Next() {
+		a, err := scanAccount(rows)
+		if err != nil {
+			return nil, mapError(err, "", "")
+		}
+		out = append(out, *a)
+	}
+	return out, mapError(rows.Err(), "", "")
+}
+
+// Certificates.
+
+// certCols selects a certificate with the account's ID as registered.
+const certCols = `c.serial, a.id, c.issuer, c.not_before, c.not_after, c.thumbprint, c.sha256, c.der,
+	c.issued, c.revoked, c.reason FROM certificates c JOIN accounts a ON a.id_key = c.account`
+
+func scanCert(s scanner) (*certportal.Certificate, error) {
+	var c certportal.Certificate
+	var nb, na, issued, revoked sql.NullInt64
+	var reason int64
+	if err := s.Scan(&c.Serial, &c.AccountID, &c.Issuer, &nb, &na, &c.Thumbprint, &c.SHA256, &c.DER,
+		&issued, &revoked, &reason); err != nil {
+		return nil, err
+	}
+	c.NotBefore, c.NotAfter, c.Issued, c.Revoked = fromMicros(nb), fromMicros(na), fromMicros(issued), fromMicros(revoked)
+	c.Reason = certportal.RevocationReason(reason)
+	return &c, nil
+}
+
+// InsertCertificate records a certificate. Conflict for an existing serial
+// or fingerprint, or a second valid certificate of one account; NotFound
+// for an unknown account.
+func (t *tx) InsertCertificate(ctx context.Context, c *certportal.Certificate) error {
+	serial, sum := strings.ToUpper(c.Serial), strings.ToUpper(c.SHA256)
+	der := c.DER
+	if der == nil {
+		der = []byte{}
+	}
+	_, err := t.exec(ctx, `INSERT INTO certificates (serial, account, issuer, not_before, not_after,
+		thumbprint, sha256, der, issued, revoked, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		serial, certportal.IDKey(c.AccountID), c.Issuer, micros(c.NotBefore), micros(c.NotAfter),
+		strings.ToUpper(c.Thumbprint), sum, der, micros(c.Issued), micros(c.Revoked), int64(c.Reason))
+	code, ok := isConstraint(err)
+	if !ok {
+		return mapError(err, "", "")
+	}
+	// Say which rule the certificate broke; the statement failed alone,
+	// the transaction goes on.
+	msg := fmt.Sprintf("the user %q already has a valid certificate; revoke it first", c.AccountID)
+	var one int
+	switch {
+	case code == sqliteConstraintForeignKey:
+		return &certportal.Error{Code: certportal.NotFound, Op: op, Err: err, Message: fmt.Sprintf("no user with ID %q", c.AccountID)}
+	case t.queryRow(ctx, `SELECT 1 FROM certificates WHERE serial = ?`, serial).Scan(&one) == nil:
+		msg = fmt.Sprintf("a certificate with serial %s exists already", serial)
+	case t.queryRow(ctx, `SELECT 1 FROM certificates WHERE sha256 = ?`, sum).Scan(&one) == nil:
+		msg = fmt.Sprintf("a certificate with SHA-256 fingerprint %s exists already", sum)
+	}
+	return &certportal.Error{Code: certportal.Conflict, Op: op, Err: err, Message: msg}
+}
+
+// Certificate returns the certificate with a serial (upper-case hex).
+func (t *tx) Certificate(ctx context.Context, serial string) (*certportal.Certificate, error) {
+	c, err := scanCert(t.queryRow(ctx, `SELECT `+certCols+` WHERE c.serial = ?`, strings.ToUpper(serial)))
+	if err != nil {
+		return nil, mapError(err, fmt.Sprintf("no certificate with serial %s", serial), "")
+	}
+	return c, nil
+}
+
+// CertificateBySHA256 returns the certificate whose DER has that SHA-256.
+// This is the lookup of every request made with a client certificate.
+func (t *tx) CertificateBySHA256(ctx context.Context, fingerprint string) (*certportal.Certificate, error) {
+	c, err := scanCert(t.queryRow(ctx, `SELECT `+certCols+` WHERE c.sha256 = ?`, strings.ToUpper(fingerprint)))
+	if err != nil {
+		return nil, mapError(err, "the certificate is not one this portal issued", "")
+	}
+	return c, nil
+}
+
+// ListCertificates returns the certificates f selects, oldest first.
+func (t *tx) ListCertificates(ctx context.Context, f certportal.CertFilter) ([]certportal.Certificate, error) {
+	q := `SELECT ` + certCols + ` WHERE (? = '' OR c.account = ?)`
+	if f.Unrevoked {
+		q += ` AND c.revoked IS NULL`
+	}
+	q += ` ORDER BY c.issued, c.serial`
+	key := certportal.IDKey(f.AccountID)
+	rows, err := t.query(ctx, q, key, key)
+	if err != nil {
+		return nil, mapError(err, "", "")
+	}
+	defer rows.Close()
+	var out []certportal.Certificate
+	for rows.Next() {
+		c, err := scanCert(rows)
+		if err != nil {
+			return nil, mapError(err, "", "")
+		}
+		out = append(out, *c)
+	}
+	return out, mapError(rows.Err(), "", "")
+}
+
+// RevokeCertificate marks a certificate revoked at a time, for a reason.
+// NotFound for an unknown serial, Conflict for a revoked certificate.
+func (t *tx) RevokeCertificate(ctx context.Context, serial string, at time.Time, reason certportal.RevocationReason) error {
+	serial = strings.ToUpper(serial)
+	if at.IsZero() {
+		return errf(certportal.Invalid, "a revocation needs a time")
+	}
+	res, err := t.exec(ctx, `UPDATE certificates SET revoked = ?, reason = ? WHERE serial = ? AND revoked IS NULL`,
+		micros(at), int64(reason), serial)
+	if err != nil {
+		return mapError(err, "", "")
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 1 {
+		return mapError(err, "", "")
+	}
+	var one int
+	if err := t.queryRow(ctx, `SELECT 1 FROM certificates WHERE serial = ?`, serial).Scan(&one); err != nil {
+		return mapError(err, fmt.Sprintf("no certificate with serial %s", serial), "")
+	}
+	return &certportal.Error{Code: certportal.Conflict, Op: op,
+		Message: fmt.Sprintf("the certificate with serial %s is revoked already", serial)}
+}
+
+// Revocations lists the revoked certificates of issuer whose notAfter is
+// not before expiredBefore, in serial order, for a CRL.
+func (t *tx) Revocations(ctx context.Context, issuer string, expiredBefore time.Time) ([]certportal.Revocation, error) {
+	rows, err := t.query(ctx, `SELECT serial, revoked, reason FROM certificates
+		WHERE issuer = ? AND revoked IS NOT NULL AND not_after >= ? ORDER BY serial`,
+		issuer, expiredBefore.UnixMicro())
+	if err != nil {
+		return nil, mapError(err, "", "")
+	}
+	defer rows.Close()
+	var out []certportal.Revocation
+	for rows.Next() {
+		var r certportal.Revocation
+		var at sql.NullInt64
+		var reason int64
+		if err := rows.Scan(&r.Serial, &at, &reason); err != nil {
+			return nil, mapError(err, "", "")
+		}
+		r.Time, r.Reason = fromMicros(at), certportal.RevocationReason(reason)
+		out = append(out, r)
+	}
+	return out, mapError(rows.Err(), "", "")
+}

@@ -1,0 +1,620 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/certportal/certportal"
+)
+
+func accountExists(t *testing.T, s certportal.Store, id string) bool {
+	t.Helper()
+	var found bool
+	view(t, s, func(tx certportal.Tx) error {
+		_, err := tx.Account(context.Background(), id)
+		if certportal.ErrorCodeOf(err) == certportal.NotFound {
+			return nil
+		}
+		found = err == nil
+		return err
+	})
+	return found
+}
+
+func auditCount(t *testing.T, s certportal.Store) int {
+	t.Helper()
+	var n int
+	view(t, s, func(tx certportal.Tx) error {
+		events, err := tx.ListAudit(context.Background(), certportal.AuditFilter{})
+		n = len(events)
+		return err
+	})
+	return n
+}
+
+func testRollbackOnError(t *testing.T, s certportal.Store) {
+	ctx := context.Background()
+	errStop := errors.New("stop")
+	err := s.Update(ctx, func(tx certportal.Tx) error {
+		if err := tx.CreateAccount(ctx, newAccount("jack")); err != nil {
+			return err
+		}
+		if err := tx.InsertCertificate(ctx, newCert("jack", "SOP-ICA1", base)); err != nil {
+			return err
+		}
+		if err := tx.AppendAudit(ctx, &certportal.AuditEvent{Time: base, Actor: "admin", AccountID: "jack", Action: certportal.ActionAccountCreated}); err != nil {
+			return err
+		}
+		if _, err := tx.NextCRLNumber(ctx, "SOP-ICA1"); err != nil {
+			return err
+		}
+		return errStop
+	})
+	if !errors.Is(err, errStop) {
+		t.Fatalf("Update returned %v, want fn's error", err)
+	}
+	if accountExists(t, s, "jack") {
+		t.Error("the account of a failed Update was kept")
+	}
+	if n := auditCount(t, s); n != 0 {
+		t.Errorf("the audit record of a failed Update was kept (%d records)", n)
+	}
+	// The store still works, and the chain starts at 1.
+	update(t, s, func(tx certportal.Tx) error {
+		e := &certportal.AuditEvent{Time: base, Actor: "admin", Action: certportal.ActionCRLSigned}
+		if err := tx.AppendAudit(ctx, e); err != nil {
+			return err
+		}
+		if e.Seq != 1 {
+			t.Errorf("after a rollback the first record has Seq %d, want 1", e.Seq)
+		}
+		return nil
+	})
+}
+
+func testRollbackOnPanic(t *testing.T, s certportal.Store) {
+	ctx := context.Background()
+	func() {
+		defer func() {
+			if r := recover(); r != "boom" {
+				t.Errorf("recovered %v, want the panic of fn passed on", r)
+			}
+		}()
+		s.Update(ctx, func(tx certportal.Tx) error {
+			if err := tx.CreateAccount(ctx, newAccount("kate")); err != nil {
+				t.Errorf("CreateAccount: %v", err)
+			}
+			panic("boom")
+		})
+		t.Error("Update returned after fn panicked")
+	}()
+	if accountExists(t, s, "kate") {
+		t.Error("the account of a panicked Update was kept")
+	}
+	// The store is usable after the panic (the writer was released).
+	done := make(chan error, 1)
+	go func() {
+		done <- s.Update(ctx, func(tx certportal.Tx) error { return tx.CreateAccount(ctx, newAccount("kate")) })
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Update after a panic: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Update after a panic hangs: the transaction was not released")
+	}
+}
+
+func testViewReadOnly(t *testing.T, s certportal.Store) {
+	ctx := context.Background()
+	err := s.View(ctx, func(tx certportal.Tx) error { return tx.CreateAccount(ctx, newAccount("leo")) })
+	if err == nil {
+		t.Error("CreateAccount in a View succeeded")
+	}
+	if accountExists(t, s, "leo") {
+		t.Error("a View wrote an account")
+	}
+	if err := s.Ping(ctx); err != nil {
+		t.Errorf("Ping: %v", err)
+	}
+}
+
+func testSessions(t *testing.T, s certportal.Store) {
+	ctx := context.Background()
+	mk := func(id, account string, expires time.Time) *certportal.Session {
+		return &certportal.Session{ID: id, AccountID: account, Remote: "192.0.2.1", Created: base, LastSeen: base, Expires: expires}
+	}
+	s1 := mk("s1", "Mia", base.Add(12*time.Hour))
+	s1.CertSerial = "7A01"
+	s2 := mk("s2", "mia", base.Add(12*time.Hour))
+	s3 := mk("s3", "MIA", base.Add(time.Minute))
+	s4 := mk("s4", "ned", base.Add(time.Minute))
+	update(t, s, func(tx certportal.Tx) error {
+		for _, id := range []string{"Mia", "ned"} {
+			if err := tx.CreateAccount(ctx, newAccount(id)); err != nil {
+				return err
+			}
+		}
+		for _, x := range []*certportal.Session{s1, s2, s3, s4} {
+			if err := tx.CreateSession(ctx, x); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	touched := base.Add(5 * time.Minute)
+	update(t, s, func(tx certportal.Tx) error { return tx.TouchSession(ctx, "s1", touched) })
+	view(t, s, func(tx certportal.Tx) error {
+		got, err := tx.Session(ctx, "s1")
+		if err != nil {
+			return err
+		}
+		if got.ID != "s1" || got.AccountID != "Mia" && got.AccountID != "mia" || got.CertSerial != "7A01" || got.Remote != s1.Remote {
+			t.Errorf("Session: got %+v, want %+v", got, s1)
+		}
+		sameTime(t, "Created", got.Created, base)
+		sameTime(t, "LastSeen", got.LastSeen, touched)
+		sameTime(t, "Expires", got.Expires, s1.Expires)
+		return nil
+	})
+	exists := func(id string) bool {
+		var ok bool
+		view(t, s, func(tx certportal.Tx) error {
+			_, err := tx.Session(ctx, id)
+			if certportal.ErrorCodeOf(err) == certportal.NotFound {
+				return nil
+			}
+			ok = err == nil
+			return err
+		})
+		return ok
+	}
+	check := func(step string, want map[string]bool) {
+		t.Helper()
+		for id, w := range want {
+			if got := exists(id); got != w {
+				t.Errorf("%s: session %s exists = %v, want %v", step, id, got, w)
+			}
+		}
+	}
+	update(t, s, func(tx certportal.Tx) error { return tx.DeleteExpiredSessions(ctx, base.Add(time.Hour)) })
+	check("DeleteExpiredSessions", map[string]bool{"s1": true, "s2": true, "s3": false, "s4": false})
+	update(t, s, func(tx certportal.Tx) error { return tx.DeleteSessions(ctx, "MIA", "s1") })
+	check("DeleteSessions(keep s1)", map[string]bool{"s1": true, "s2": false})
+	update(t, s, func(tx certportal.Tx) error { return tx.CreateSession(ctx, mk("s5", "ned", base.Add(time.Hour))) })
+	update(t, s, func(tx certportal.Tx) error { return tx.DeleteSessions(ctx, "mia", "") })
+	check("DeleteSessions(all)", map[string]bool{"s1": false, "s5": true})
+	update(t, s, func(tx certportal.Tx) error { return tx.DeleteSession(ctx, "s5") })
+	check("DeleteSession", map[string]bool{"s5": false})
+
+	err := s.View(ctx, func(tx certportal.Tx) error { _, err := tx.Session(ctx, "s5"); return err })
+	wantCode(t, "Session(deleted)", err, certportal.NotFound)
+	err = s.Update(ctx, func(tx certportal.Tx) error { return tx.TouchSession(ctx, "s5", base) })
+	wantCode(t, "TouchSession(deleted)", err, certportal.NotFound)
+	err = s.Update(ctx, func(tx certportal.Tx) error { return tx.CreateSession(ctx, mk("s6", "nobody", base)) })
+	if err == nil {
+		t.Error("CreateSession for an unknown account succeeded")
+	}
+}
+
+func testLockouts(t *testing.T, s certportal.Store) {
+	ctx := context.Background()
+	const a, b = "192.0.2.1", "198.51.100.7"
+	update(t, s, func(tx certportal.Tx) error {
+		for i := range 4 {
+			if err := tx.AddFailure(ctx, "olga", a, base.Add(time.Duration(i)*time.Minute)); err != nil {
+				return err
+			}
+		}
+		if err := tx.AddFailure(ctx, "OLGA", b, base); err != nil {
+			return err
+		}
+		return tx.AddFailure(ctx, "unknown-id", a, base)
+	})
+	count := func(key, remote string, since time.Time) int {
+		var n int
+		view(t, s, func(tx certportal.Tx) error {
+			var err error
+			n, err = tx.CountFailures(ctx, key, remote, since)
+			return err
+		})
+		return n
+	}
+	for _, tc := range []struct {
+		key, remote string
+		since       time.Time
+		want        int
+	}{
+		{"olga", a, base, 4},
+		{"olga", a, base.Add(2 * time.Minute), 2},
+		{"olga", b, base, 1},
+		{"unknown-id", a, base, 1},
+		{"olga", "203.0.113.9", base, 0},
+	} {
+		if got := count(tc.key, tc.remote, tc.since); got != tc.want {
+			t.Errorf("CountFailures(%s, %s, %v) = %d, want %d", tc.key, tc.remote, tc.since, got, tc.want)
+		}
+	}
+	update(t, s, func(tx certportal.Tx) error { return tx.ClearFailures(ctx, "olga", b) })
+	if got := count("olga", b, base); got != 0 {
+		t.Errorf("after ClearFailures: %d failures", got)
+	}
+	if got := count("olga", a, base); got != 4 {
+		t.Errorf("ClearFailures cleared another address: %d failures left, want 4", got)
+	}
+
+	until := base.Add(15 * time.Minute)
+	locked := func(key, remote string) time.Time {
+		var u time.Time
+		view(t, s, func(tx certportal.Tx) error {
+			var err error
+			u, err = tx.LockedUntil(ctx, key, remote)
+			return err
+		})
+		return u
+	}
+	if u := locked("olga", a); !u.IsZero() {
+		t.Errorf("LockedUntil before any lockout = %v, want zero", u)
+	}
+	update(t, s, func(tx certportal.Tx) error { return tx.SetLockout(ctx, "olga", a, base) })
+	update(t, s, func(tx certportal.Tx) error { return tx.SetLockout(ctx, "olga", a, until) }) // replaces
+	update(t, s, func(tx certportal.Tx) error { return tx.SetLockout(ctx, "olga", b, until) })
+	update(t, s, func(tx certportal.Tx) error { return tx.SetLockout(ctx, "pete", a, until) })
+	sameTime(t, "LockedUntil", locked("OLGA", a), until)
+	update(t, s, func(tx certportal.Tx) error { return tx.Unlock(ctx, "Olga") })
+	if u := locked("olga", a); !u.IsZero() {
+		t.Errorf("after Unlock, LockedUntil = %v", u)
+	}
+	if u := locked("olga", b); !u.IsZero() {
+		t.Errorf("after Unlock, LockedUntil(other address) = %v", u)
+	}
+	if got := count("olga", a, base); got != 0 {
+		t.Errorf("after Unlock: %d failures", got)
+	}
+	sameTime(t, "another account's lockout", locked("pete", a), until)
+	if got := count("unknown-id", a, base); got != 1 {
+		t.Errorf("Unlock cleared another account's failures")
+	}
+}
+
+func testTickets(t *testing.T, s certportal.Store) {
+	ctx := context.Background()
+	tk := &certportal.Ticket{ID: "t1", AccountID: "Quinn", Expires: base.Add(5 * time.Minute)}
+	update(t, s, func(tx certportal.Tx) error {
+		if err := tx.CreateAccount(ctx, newAccount("Quinn")); err != nil {
+			return err
+		}
+		return tx.CreateTicket(ctx, tk)
+	})
+	err := s.Update(ctx, func(tx certportal.Tx) error { return tx.CreateTicket(ctx, tk) })
+	wantCode(t, "duplicate ticket", err, certportal.Conflict)
+	update(t, s, func(tx certportal.Tx) error {
+		got, err := tx.ConsumeTicket(ctx, "t1")
+		if err != nil {
+			return err
+		}
+		if got.ID != "t1" || got.AccountID != "Quinn" && got.AccountID != "quinn" {
+			t.Errorf("ConsumeTicket = %+v, want %+v", got, tk)
+		}
+		sameTime(t, "ticket Expires", got.Expires, tk.Expires)
+		return nil
+	})
+	for _, id := range []string{"t1", "never"} {
+		err := s.Update(ctx, func(tx certportal.Tx) error { _, err := tx.ConsumeTicket(ctx, id); return err })
+		wantCode(t, "ConsumeTicket("+id+")", err, certportal.NotFound)
+	}
+	// A ticket consumed in a failed Update is still there.
+	update(t, s, func(tx certportal.Tx) error {
+		return tx.CreateTicket(ctx, &certportal.Ticket{ID: "t2", AccountID: "quinn", Expires: base})
+	})
+	s.Update(ctx, func(tx certportal.Tx) error {
+		tx.ConsumeTicket(ctx, "t2")
+		return errors.New("stop")
+	})
+	update(t, s, func(tx certportal.Tx) error { _, err := tx.ConsumeTicket(ctx, "t2"); return err })
+}
+
+func testAudit(t *testing.T, s certportal.Store) {
+	ctx := context.Background()
+	var appended []certportal.AuditEvent
+	add := func(account, action string, at time.Time) {
+		t.Helper()
+		update(t, s, func(tx certportal.Tx) error {
+			e := &certportal.AuditEvent{Time: at, Actor: "user:" + account, AccountID: account, Action: action,
+				Detail: "serial 7A01", Remote: "192.0.2.1"}
+			if err := tx.AppendAudit(ctx, e); err != nil {
+				return err
+			}
+			if want := int64(len(appended) + 1); e.Seq != want {
+				t.Errorf("Seq = %d, want %d", e.Seq, want)
+			}
+			if len(appended) > 0 && e.PrevHash != appended[len(appended)-1].Hash {
+				t.Errorf("record %d: PrevHash %q, want the previous hash", e.Seq, e.PrevHash)
+			}
+			if e.Hash == "" || e.Hash != certportal.AuditHash(e) {
+				t.Errorf("record %d: Hash %q is not AuditHash", e.Seq, e.Hash)
+			}
+			appended = append(appended, *e)
+			return nil
+		})
+	}
+	add("Rita", certportal.ActionSignInFailed, base)
+	add("rita", certportal.ActionSignInFailed, base.Add(time.Minute))
+	add("sam", certportal.ActionSignInOK, base.Add(2*time.Minute))
+	// A time with nanoseconds: the store keeps what it hashed.
+	add("RITA", certportal.ActionRecovery, base.Add(3*time.Minute+789*time.Nanosecond))
+	add("", certportal.ActionCRLSigned, base.Add(4*time.Minute))
+	// Several appends in one transaction chain too.
+	update(t, s, func(tx certportal.Tx) error {
+		for i := range 3 {
+			e := &certportal.AuditEvent{Time: base.Add(5 * time.Minute), Actor: "system", AccountID: "sam",
+				Action: certportal.ActionMailSent, Detail: fmt.Sprint(i)}
+			if err := tx.AppendAudit(ctx, e); err != nil {
+				return err
+			}
+			appended = append(appended, *e)
+		}
+		return nil
+	})
+	if appended[1].Seq != 2 || appended[0].PrevHash != "" {
+		t.Errorf("the chain does not start at 1 with an empty PrevHash: %+v", appended[:2])
+	}
+
+	var all []certportal.AuditEvent
+	view(t, s, func(tx certportal.Tx) error {
+		var err error
+		all, err = tx.ListAudit(ctx, certportal.AuditFilter{})
+		return err
+	})
+	if len(all) != len(appended) {
+		t.Fatalf("ListAudit: %d records, want %d", len(all), len(appended))
+	}
+	if bad, err := certportal.VerifyAuditChain(all); err != nil {
+		t.Fatalf("VerifyAuditChain: record %d: %v", bad, err)
+	}
+	for i := range all {
+		if all[i].Hash != appended[i].Hash || all[i].AccountID != appended[i].AccountID || all[i].Detail != appended[i].Detail {
+			t.Errorf("record %d: read %+v, appended %+v", i+1, all[i], appended[i])
+		}
+		sameTime(t, "audit Time", all[i].Time, appended[i].Time)
+	}
+	// The chain detects a change.
+	tampered := append([]certportal.AuditEvent(nil), all...)
+	tampered[2].Detail = "changed"
+	if bad, err := certportal.VerifyAuditChain(tampered); err == nil || bad != 3 {
+		t.Errorf("VerifyAuditChain missed a change (bad=%d, err=%v)", bad, err)
+	}
+
+	seqs := func(f certportal.AuditFilter) []int64 {
+		var out []int64
+		view(t, s, func(tx certportal.Tx) error {
+			es, err := tx.ListAudit(ctx, f)
+			for _, e := range es {
+				out = append(out, e.Seq)
+			}
+			return err
+		})
+		return out
+	}
+	for _, tc := range []struct {
+		f    certportal.AuditFilter
+		want string
+	}{
+		{certportal.AuditFilter{AccountID: "rita"}, "[1 2 4]"},
+		{certportal.AuditFilter{AccountID: "RITA", AfterSeq: 1}, "[2 4]"},
+		{certportal.AuditFilter{AccountID: "Rita", Limit: 2}, "[1 2]"},
+		{certportal.AuditFilter{AfterSeq: 5, Limit: 2}, "[6 7]"},
+		{certportal.AuditFilter{AccountID: "nobody"}, "[]"},
+	} {
+		if got := fmt.Sprint(seqs(tc.f)); got != tc.want {
+			t.Errorf("ListAudit(%+v) = %s, want %s", tc.f, got, tc.want)
+		}
+	}
+	for _, tc := range []struct {
+		account, action string
+		since           time.Time
+		want            int
+	}{
+		{"RITA", certportal.ActionSignInFailed, base, 2},
+		{"rita", certportal.ActionSignInFailed, base.Add(30 * time.Second), 1},
+		{"rita", certportal.ActionRecovery, base, 1},
+		{"sam", certportal.ActionMailSent, base, 3},
+		{"sam", certportal.ActionSignInFailed, base, 0},
+	} {
+		var n int
+		view(t, s, func(tx certportal.Tx) error {
+			var err error
+			n, err = tx.CountAudit(ctx, tc.account, tc.action, tc.since)
+			return err
+		})
+		if n != tc.want {
+			t.Errorf("CountAudit(%s, %s, %v) = %d, want %d", tc.account, tc.action, tc.since, n, tc.want)
+		}
+	}
+}
+
+func testCRLNumbers(t *testing.T, s certportal.Store) {
+	ctx := context.Background()
+	next := func(issuer string) int64 {
+		var n int64
+		update(t, s, func(tx certportal.Tx) error {
+			var err error
+			n, err = tx.NextCRLNumber(ctx, issuer)
+			return err
+		})
+		return n
+	}
+	var last int64
+	for i := range 5 {
+		n := next("SOP-ICA1")
+		if n <= last {
+			t.Fatalf("NextCRLNumber call %d = %d, not above %d", i, n, last)
+		}
+		last = n
+	}
+	if n := next("SOP-RCA"); n <= 0 {
+		t.Errorf("first NextCRLNumber of another issuer = %d, want a positive number", n)
+	}
+
+	const workers = 20
+	var mu sync.Mutex
+	seen := map[int64]bool{}
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for range workers {
+		wg.Go(func() {
+			var n int64
+			err := s.Update(ctx, func(tx certportal.Tx) error {
+				var err error
+				n, err = tx.NextCRLNumber(ctx, "SOP-ICA1")
+				return err
+			})
+			if err != nil {
+				errs <- err
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if seen[n] || n <= last {
+				errs <- fmt.Errorf("CRL number %d handed out twice", n)
+			}
+			seen[n] = true
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if len(seen) != workers {
+		t.Errorf("%d distinct numbers from %d concurrent calls", len(seen), workers)
+	}
+}
+
+func testCRLs(t *testing.T, s certportal.Store) {
+	ctx := context.Background()
+	err := s.View(ctx, func(tx certportal.Tx) error { _, err := tx.LatestCRL(ctx, "SOP-ICA1"); return err })
+	wantCode(t, "LatestCRL before any", err, certportal.NotFound)
+	mk := func(issuer string, n int64) *certportal.CRL {
+		return &certportal.CRL{Issuer: issuer, Number: n, ThisUpdate: base.Add(time.Duration(n) * time.Hour),
+			NextUpdate: base.Add(time.Duration(n)*time.Hour + 7*24*time.Hour), DER: []byte(fmt.Sprintf("crl %s %d", issuer, n))}
+	}
+	// Out of order: the highest number wins, not the last saved.
+	for _, c := range []*certportal.CRL{mk("SOP-ICA1", 1), mk("SOP-ICA1", 3), mk("SOP-ICA1", 2), mk("SOP-RCA", 9)} {
+		update(t, s, func(tx certportal.Tx) error { return tx.SaveCRL(ctx, c) })
+	}
+	err = s.Update(ctx, func(tx certportal.Tx) error { return tx.SaveCRL(ctx, mk("SOP-ICA1", 3)) })
+	wantCode(t, "SaveCRL of a stored number", err, certportal.Conflict)
+	for _, want := range []*certportal.CRL{mk("SOP-ICA1", 3), mk("SOP-RCA", 9)} {
+		view(t, s, func(tx certportal.Tx) error {
+			got, err := tx.LatestCRL(ctx, want.Issuer)
+			if err != nil {
+				return err
+			}
+			if got.Issuer != want.Issuer || got.Number != want.Number || string(got.DER) != string(want.DER) {
+				t.Errorf("LatestCRL(%s) = %+v, want %+v", want.Issuer, got, want)
+			}
+			sameTime(t, "ThisUpdate", got.ThisUpdate, want.ThisUpdate)
+			sameTime(t, "NextUpdate", got.NextUpdate, want.NextUpdate)
+			return nil
+		})
+	}
+	// Many CRLs later the latest is still the highest.
+	for n := int64(4); n <= 20; n++ {
+		update(t, s, func(tx certportal.Tx) error { return tx.SaveCRL(ctx, mk("SOP-ICA1", n)) })
+	}
+	view(t, s, func(tx certportal.Tx) error {
+		got, err := tx.LatestCRL(ctx, "SOP-ICA1")
+		if err == nil && got.Number != 20 {
+			t.Errorf("LatestCRL after 20 = %d", got.Number)
+		}
+		return err
+	})
+}
+
+// testConcurrentIssue runs what portal does when it issues a certificate,
+// from 50 goroutines for 10 accounts at once: lock the account, revoke its
+// valid certificate, insert the new one. Every Update must succeed (they
+// queue, they do not fail) and each account must end with exactly one valid
+// certificate.
+func testConcurrentIssue(t *testing.T, s certportal.Store) {
+	ctx := context.Background()
+	const accounts, workers = 10, 50
+	update(t, s, func(tx certportal.Tx) error {
+		for i := range accounts {
+			if err := tx.CreateAccount(ctx, newAccount(fmt.Sprintf("User%02d", i))); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for w := range workers {
+		wg.Go(func() {
+			id := fmt.Sprintf("user%02d", w%accounts)
+			at := base.Add(time.Duration(w) * time.Second)
+			err := s.Update(ctx, func(tx certportal.Tx) error {
+				if _, err := tx.LockAccount(ctx, id); err != nil {
+					return err
+				}
+				valid, err := tx.ListCertificates(ctx, certportal.CertFilter{AccountID: id, Unrevoked: true})
+				if err != nil {
+					return err
+				}
+				for _, c := range valid {
+					if err := tx.RevokeCertificate(ctx, c.Serial, at, certportal.ReasonSuperseded); err != nil {
+						return err
+					}
+				}
+				if err := tx.InsertCertificate(ctx, newCert(id, "SOP-ICA1", at)); err != nil {
+					return err
+				}
+				return tx.AppendAudit(ctx, &certportal.AuditEvent{Time: at, Actor: "user:" + id, AccountID: id, Action: certportal.ActionCertIssued})
+			})
+			if err != nil {
+				errs <- fmt.Errorf("worker %d: %w", w, err)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	view(t, s, func(tx certportal.Tx) error {
+		all, err := tx.ListCertificates(ctx, certportal.CertFilter{})
+		if err != nil {
+			return err
+		}
+		if len(all) != workers {
+			t.Errorf("%d certificates, want %d", len(all), workers)
+		}
+		for i := range accounts {
+			id := fmt.Sprintf("USER%02d", i)
+			valid, err := tx.ListCertificates(ctx, certportal.CertFilter{AccountID: id, Unrevoked: true})
+			if err != nil {
+				return err
+			}
+			if len(valid) != 1 {
+				t.Errorf("%s has %d valid certificates, want 1", id, len(valid))
+			}
+		}
+		events, err := tx.ListAudit(ctx, certportal.AuditFilter{})
+		if err != nil {
+			return err
+		}
+		if len(events) != workers {
+			t.Errorf("%d audit records, want %d", len(events), workers)
+		}
+		if bad, err := certportal.VerifyAuditChain(events); err != nil {
+			t.Errorf("audit chain broken at %d: %v", bad, err)
+		}
+		return nil
+	})
+}
