@@ -216,7 +216,7 @@ func transportError(err error, host string) error {
 		msg = fmt.Sprintf("%s did not answer in time", host)
 	case errors.Is(err, context.Canceled):
 		msg = "the sign-in was cancelled"
-	case errors.As(err, &recordErr):
+	case errors.Is(err, http.ErrSchemeMismatch) || errors.As(err, &recordErr):
 		msg = fmt.Sprintf("%s does not speak HTTPS; check the URL and port", host)
 	case errors.As(err, &opErr) && opErr.Op == "remote error":
 		msg = fmt.Sprintf("the portal at %s refused the TLS connection; it may not accept this certificate", host)
