@@ -316,9 +316,14 @@ func (a *Authority) VerifyClient(chain []*x509.Certificate) (*x509.Certificate, 
 	if now.Before(leaf.NotBefore) || now.After(leaf.NotAfter) {
 		// Say "expired" only for a certificate that is ours apart from
 		// its dates; a stranger's stale certificate stays "unknown".
-		if a.verifyLeaf(leaf, leaf.NotBefore) == nil {
-			e := errorf(certportal.Forbidden, "expired")
-			return nil, e
+		t := leaf.NotBefore
+		for _, c := range []*x509.Certificate{a.Issuing, a.Root} {
+			if c.NotBefore.After(t) {
+				t = c.NotBefore
+			}
+		}
+		if a.verifyLeaf(leaf, t) == nil {
+			return nil, errorf(certportal.Forbidden, "expired")
 		}
 	}
 	return nil, unknown

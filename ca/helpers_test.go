@@ -1,8 +1,10 @@
 package ca_test
 
 import (
+	"crypto"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -124,4 +126,25 @@ func issue(t testing.TB, p *testpki.PKI, id string, kt ca.KeyType) (*x509.Certif
 		t.Fatalf("Issue(%s, %s): %v", id, kt, err)
 	}
 	return leaf, key
+}
+
+// errorsAs is errors.As, kept short for table tests.
+func errorsAs(err error, target any) bool { return errors.As(err, target) }
+
+// loadKey reads a PKCS#8 PEM key file of the CA directory.
+func loadKey(t testing.TB, path string) crypto.Signer {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode(data)
+	if block == nil {
+		t.Fatalf("%s: no PEM", path)
+	}
+	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k.(crypto.Signer)
 }
