@@ -272,7 +272,7 @@ func TestSignCRL(t *testing.T) {
 		{Serial: "0c0d", Time: now.Add(-time.Minute), Reason: certportal.ReasonNone},
 		{Serial: "0E", Time: now.Add(-time.Minute), Reason: certportal.ReasonUnspecified},
 		{Serial: "0F", Time: now.Add(time.Hour), Reason: certportal.ReasonSuperseded}, // clock skew
-		{Serial: "0F", Time: now, Reason: certportal.ReasonSuperseded},              // duplicate
+		{Serial: "0F", Time: now, Reason: certportal.ReasonSuperseded},                // duplicate
 	}
 	der, this, next, err := p.SignCRL("SOP-ICA1", 42, revoked)
 	if err != nil {
