@@ -19,6 +19,7 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pressly/goose/v3"
@@ -45,6 +46,9 @@ type DB struct {
 	write *sql.DB // one connection: Updates queue for it
 	read  *sql.DB // read-only connections for View
 	path  string
+	// closed makes calls after Close say Unavailable (database/sql's own
+	// error for a closed pool is not exported to test for).
+	closed atomic.Bool
 
 	writeStmts stmtCache
 	readStmts  stmtCache
@@ -183,6 +187,9 @@ func (db *DB) View(ctx context.Context, fn func(certportal.Tx) error) error {
 }
 
 func (db *DB) run(ctx context.Context, pool *sql.DB, stmts *stmtCache, readOnly bool, fn func(certportal.Tx) error) (err error) {
+	if db.closed.Load() {
+		return errClosed
+	}
 	stx, err := pool.BeginTx(ctx, &sql.TxOptions{ReadOnly: readOnly})
 	if err != nil {
 		return mapError(err, "", "")
@@ -210,6 +217,9 @@ func (db *DB) run(ctx context.Context, pool *sql.DB, stmts *stmtCache, readOnly 
 
 // Ping reports whether the database answers (Unavailable when not).
 func (db *DB) Ping(ctx context.Context) error {
+	if db.closed.Load() {
+		return errClosed
+	}
 	var one int
 	if err := db.read.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
 		return mapError(err, "", "")
@@ -220,6 +230,9 @@ func (db *DB) Ping(ctx context.Context) error {
 // Close closes every connection. The WAL is checkpointed by SQLite when the
 // last connection closes.
 func (db *DB) Close() error {
+	if db.closed.Swap(true) {
+		return nil
+	}
 	db.readStmts.close()
 	db.writeStmts.close()
 	err := errors.Join(db.read.Close(), db.write.Close())
@@ -228,6 +241,8 @@ func (db *DB) Close() error {
 	}
 	return nil
 }
+
+var errClosed = &certportal.Error{Code: certportal.Unavailable, Op: op, Message: "the database is closed"}
 
 // stmtCache keeps one prepared statement per query text for a pool;
 // database/sql prepares it once on each connection and a transaction

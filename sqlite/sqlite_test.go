@@ -82,6 +82,12 @@ func TestReopenKeepsData(t *testing.T) {
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
+	if err := db.Ping(ctx); certportal.ErrorCodeOf(err) != certportal.Unavailable {
+		t.Errorf("Ping after Close: %v, want Unavailable", err)
+	}
+	if err := db.View(ctx, func(certportal.Tx) error { return nil }); certportal.ErrorCodeOf(err) != certportal.Unavailable {
+		t.Errorf("View after Close: %v, want Unavailable", err)
+	}
 	db, err = Open(ctx, path, false)
 	if err != nil {
 		t.Fatalf("reopen: %v", err)
@@ -330,5 +336,46 @@ func TestTwoHandles(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestQueryPlans checks that the hot and the large queries use their
+// indexes: the per-request lookup by fingerprint, and the CRL's list of
+// revocations (which must stay fast with a million certificates).
+func TestQueryPlans(t *testing.T) {
+	db := openTemp(t)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		query string
+		index string
+	}{
+		{`SELECT ` + certCols + ` WHERE c.sha256 = 'AA'`, "certificates_sha256"},
+		{`SELECT serial, revoked, reason FROM certificates WHERE issuer = 'X' AND revoked IS NOT NULL
+			AND not_after >= 0 ORDER BY serial`, "certificates_revoked"},
+		{`SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1`, "PRIMARY KEY"},
+		{`SELECT COUNT(*) FROM failures WHERE account_key = 'a' AND remote = 'r' AND at >= 0`, "failures_key"},
+	} {
+		rows, err := db.read.QueryContext(ctx, "EXPLAIN QUERY PLAN "+tc.query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var plan []string
+		for rows.Next() {
+			var id, parent, notused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, detail)
+		}
+		rows.Close()
+		p := strings.Join(plan, "; ")
+		t.Logf("%s", p)
+		if !strings.Contains(p, tc.index) && !(tc.index == "PRIMARY KEY" && strings.Contains(p, "SCAN audit")) {
+			t.Errorf("%s\nplan: %s\nwant the index %s", tc.query, p, tc.index)
+		}
+		if strings.Contains(p, "TEMP B-TREE") {
+			t.Errorf("%s\nplan: %s\nsorts in a temporary table", tc.query, p)
+		}
 	}
 }
