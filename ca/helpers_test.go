@@ -148,3 +148,6 @@ func loadKey(t testing.TB, path string) crypto.Signer {
 	}
 	return k.(crypto.Signer)
 }
+
+// newOther returns a second, unrelated CA.
+func newOther(t testing.TB) *testpki.PKI { return testpki.New(t) }
