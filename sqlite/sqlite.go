@@ -18,6 +18,7 @@ import (
 	"io/fs"
 	"os"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -84,10 +85,24 @@ func dsn(path string, readOnly bool) string {
 // schema is newer than this binary knows is refused (Conflict) and left
 // unchanged; a missing file with create false is NotFound.
 func Open(ctx context.Context, path string, create bool) (*DB, error) {
+	if path == "" || strings.ContainsAny(path, "?#") {
+		// The driver reads options after a '?'.
+		return nil, errf(certportal.Invalid, "the database path %q is empty or contains '?' or '#'; choose another", path)
+	}
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 		if !create {
 			return nil, &certportal.Error{Code: certportal.NotFound, Op: op, Err: err,
 				Message: fmt.Sprintf("no database at %s; run certportal init", path)}
+		}
+		// The file holds password hashes: create it 0600 before SQLite
+		// does (with the umask's 0644). SQLite gives the -wal and -shm
+		// files the mode of the database file.
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil && !errors.Is(err, fs.ErrExist) {
+			return nil, openError(path, err)
+		}
+		if f != nil {
+			f.Close()
 		}
 	} else if err != nil {
 		return nil, &certportal.Error{Code: certportal.Unavailable, Op: op, Err: err,

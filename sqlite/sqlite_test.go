@@ -75,6 +75,15 @@ func TestReopenKeepsData(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	for _, f := range []string{path, path + "-wal"} {
+		st, err := os.Stat(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Mode().Perm() != 0o600 {
+			t.Errorf("%s has mode %v, want 0600 (it holds password hashes)", filepath.Base(f), st.Mode().Perm())
+		}
+	}
 	v1, err := db.SchemaVersion(ctx)
 	if err != nil || v1 < 1 {
 		t.Fatalf("SchemaVersion = %d, %v", v1, err)
@@ -142,6 +151,10 @@ func TestOpenErrors(t *testing.T) {
 	want := fmt.Sprintf("the database was created by a newer certportal (schema 9999); this binary knows up to %d", known)
 	if certportal.ErrorMessage(err) != want {
 		t.Errorf("message %q, want %q", certportal.ErrorMessage(err), want)
+	}
+
+	if _, err := Open(ctx, filepath.Join(dir, "a?b.db"), true); certportal.ErrorCodeOf(err) != certportal.Invalid {
+		t.Errorf("Open(path with '?'): %v, want Invalid", err)
 	}
 
 	// Not a database at all.
