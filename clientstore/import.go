@@ -120,6 +120,12 @@ func decodeP12(p12 []byte, password string) (leaf *x509.Certificate, key crypto.
 	case bytes.Contains(p12[:min(len(p12), 64)], []byte("-----BEGIN")):
 		return nil, nil, nil, errorf(certportal.Invalid, "the file is PEM text, not a PKCS#12 (.p12/.pfx) file")
 	}
+	switch err := checkIterations(p12); {
+	case errors.Is(err, errTooManyIterations):
+		return nil, nil, nil, wrapf(certportal.Invalid, err, "the PKCS#12 file asks for more than %d key-derivation iterations; it is damaged or was not made for certificate import", maxKDFIterations)
+	case err != nil:
+		return nil, nil, nil, wrapf(certportal.Invalid, err, "the file is not a valid PKCS#12 file, or it is damaged")
+	}
 	k, first, rest, err := pkcs12.DecodeChain(p12, password)
 	if err != nil {
 		return nil, nil, nil, decodeError(err)

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/certportal/certportal"
 	pkcs12 "software.sslmate.com/src/go-pkcs12"
@@ -162,6 +163,12 @@ func TestImportRejects(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A file stating more iterations than Import will run: refused
+	// before any key derivation, not after minutes of it.
+	slow, err := pkcs12.Modern2023.WithIterations(maxKDFIterations+1).Encode(p.leafKey, p.leaf, nil, testPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name     string
 		data     []byte
@@ -179,6 +186,7 @@ func TestImportRejects(t *testing.T) {
 		{"openssl -nokeys", readFile(t, noKeyPath), testPassword, "no private key"},
 		{"trust store", trustStore, testPassword, "no private key"},
 		{"key of another certificate", mismatched, testPassword, "does not belong"},
+		{"too many iterations", slow, testPassword, "key-derivation iterations"},
 	}
 	s := openStore(t)
 	// The store starts with someone else's certificates, so "unchanged"
@@ -189,7 +197,11 @@ func TestImportRejects(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			before := snapshot(t, s.Dir())
+			start := time.Now()
 			got, err := s.Import(tt.data, tt.password)
+			if d := time.Since(start); d > 2*time.Second {
+				t.Errorf("Import took %v to refuse the file", d)
+			}
 			if err == nil {
 				t.Fatalf("Import succeeded with %d certificates, want an error", len(got))
 			}
