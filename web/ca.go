@@ -1,0 +1,154 @@
+package web
+
+import (
+	"bytes"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"golang.org/x/crypto/ocsp"
+
+	"github.com/certportal/certportal"
+)
+
+// handleCACert serves one CA certificate as DER (application/pkix-cert,
+// RFC 2585), which is what the caIssuers URLs in certificates point at.
+func (s *Server) handleCACert(get func() *x509.Certificate) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		c := get()
+		w.Header().Set("Content-Type", "application/pkix-cert")
+		// CA certificates change only with a new installation.
+		w.Header().Set("Cache-Control", "public, max-age=86400")
+		if r.Method != http.MethodHead {
+			_, _ = w.Write(c.Raw)
+		}
+	}
+}
+
+// handleChain serves the issuing CA and the root as PEM (RFC 8555's
+// application/pem-certificate-chain), for tools that take a bundle.
+func (s *Server) handleChain(w http.ResponseWriter, r *http.Request) {
+	var buf bytes.Buffer
+	for _, c := range []*x509.Certificate{s.Svc.CA.Issuing, s.Svc.CA.Root} {
+		_ = pem.Encode(&buf, &pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
+	}
+	w.Header().Set("Content-Type", "application/pem-certificate-chain")
+	w.Header().Set("Cache-Control", "public, max-age=86400")
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(buf.Bytes())
+	}
+}
+
+// handleCRL serves the current CRL of a CA (DER, application/pkix-crl).
+func (s *Server) handleCRL(get func() *x509.Certificate) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		der, err := s.Svc.CRL(r.Context(), get().Subject.CommonName)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		w.Header().Set("Content-Type", "application/pkix-crl")
+		// A minute: a revocation shows in the next download, yet a crowd
+		// of clients does not reach the database each time.
+		w.Header().Set("Cache-Control", "public, max-age=60")
+		if r.Method != http.MethodHead {
+			_, _ = w.Write(der)
+		}
+	}
+}
+
+// handleOCSPPost is POST /ocsp (RFC 6960 appendix A.1).
+func (s *Server) handleOCSPPost(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.MaxBody))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			w.WriteHeader(http.StatusRequestEntityTooLarge)
+			_, _ = w.Write([]byte("the OCSP request is too large\n"))
+			return
+		}
+		s.writeOCSP(w, r, http.StatusOK, ocsp.MalformedRequestErrorResponse)
+		return
+	}
+	s.ocsp(w, r, body)
+}
+
+// handleOCSPGet is GET /ocsp/{request...}: escaped is the rest of the
+// escaped path, the base64 of the DER request, which may contain "/" and
+// may be URL-escaped (%2F, %2B, %3D) in whole or in part.
+func (s *Server) handleOCSPGet(w http.ResponseWriter, r *http.Request, escaped string) {
+	switch {
+	case r.Method == http.MethodPost && escaped == "":
+		// A client that appended a slash to the responder URL.
+		s.handleOCSPPost(w, r)
+		return
+	case r.Method != http.MethodGet && r.Method != http.MethodHead:
+		w.Header().Set("Allow", "GET, HEAD")
+		s.page(w, r, http.StatusMethodNotAllowed, "message", pageData{
+			Title: "Not allowed", Message: "The OCSP responder takes GET /ocsp/<base64 request> or POST /ocsp.",
+		})
+		return
+	}
+	der, ok := decodeOCSPPath(escaped)
+	if !ok {
+		s.writeOCSP(w, r, http.StatusOK, ocsp.MalformedRequestErrorResponse)
+		return
+	}
+	s.ocsp(w, r, der)
+}
+
+// decodeOCSPPath decodes the base64 of an OCSP GET request.
+func decodeOCSPPath(escaped string) ([]byte, bool) {
+	if escaped == "" || len(escaped) > 4*DefaultMaxBody {
+		return nil, false
+	}
+	p, err := url.PathUnescape(escaped)
+	if err != nil {
+		return nil, false
+	}
+	// RFC 6960 asks for standard base64; some clients drop the padding
+	// or use the URL alphabet.
+	p = strings.TrimRight(p, "=")
+	for _, enc := range []*base64.Encoding{base64.RawStdEncoding, base64.RawURLEncoding} {
+		if der, err := enc.DecodeString(p); err == nil && len(der) > 0 {
+			return der, true
+		}
+	}
+	return nil, false
+}
+
+// ocsp answers an OCSP request. A request that cannot be parsed gets the
+// malformedRequest response with HTTP 200, as RFC 6960 (section 2.3) has
+// the status travel inside the OCSP response; a database failure gets
+// tryLater with 503.
+func (s *Server) ocsp(w http.ResponseWriter, r *http.Request, der []byte) {
+	resp, err := s.Svc.OCSP(r.Context(), der)
+	switch code := certportal.ErrorCodeOf(err); code {
+	case "":
+		s.writeOCSP(w, r, http.StatusOK, resp)
+	case certportal.Invalid:
+		s.writeOCSP(w, r, http.StatusOK, ocsp.MalformedRequestErrorResponse)
+	case certportal.Unavailable:
+		s.Log.Warn("OCSP: database unavailable", "err", err)
+		s.writeOCSP(w, r, http.StatusServiceUnavailable, ocsp.TryLaterErrorResponse)
+	default:
+		s.Log.Error("OCSP request failed", "err", err)
+		s.writeOCSP(w, r, http.StatusInternalServerError, ocsp.InternalErrorErrorResponse)
+	}
+}
+
+func (s *Server) writeOCSP(w http.ResponseWriter, r *http.Request, code int, body []byte) {
+	w.Header().Set("Content-Type", "application/ocsp-response")
+	// Every answer reflects the database now; caches must not keep it.
+	w.Header().Set("Cache-Control", "no-cache")
+	w.WriteHeader(code)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(body)
+	}
+}

@@ -1,0 +1,300 @@
+// Package web is the HTTP face of the portal: routes, handlers, mutual TLS,
+// session cookies and the HTML pages. It maps HTTP to calls of
+// portal.Service and back; the rules themselves (who may sign in, lockout,
+// recovery, issuance) live in portal/.
+package web
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/certportal/certportal"
+	"github.com/certportal/certportal/portal"
+)
+
+// DefaultMaxBody is the largest form or OCSP request body accepted: the
+// biggest legitimate form (two 256-byte passwords) is far smaller, and a
+// bound keeps a client from making the server buffer without limit.
+const DefaultMaxBody = 64 << 10
+
+// Server holds what the handlers need. New fills it in; cmd/certportal may
+// change the fields before calling Handler.
+type Server struct {
+	Svc *portal.Service
+	Log *slog.Logger
+	// HSTS says whether responses carry Strict-Transport-Security. New sets
+	// it only when no host name is "localhost" or an IP address: pinning
+	// HTTPS on localhost would break every other local development server.
+	HSTS bool
+	// MaxBody bounds request bodies (forms and OCSP requests); larger ones
+	// are answered with 413.
+	MaxBody int64
+
+	pages pageSet
+}
+
+// New returns a Server for the service, which answers under the given host
+// names (the --hostname values; they decide HSTS).
+func New(svc *portal.Service, log *slog.Logger, hostnames []string) *Server {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	hsts := len(hostnames) > 0
+	for _, h := range hostnames {
+		if isLocal(h) {
+			hsts = false
+		}
+	}
+	return &Server{Svc: svc, Log: log, HSTS: hsts, MaxBody: DefaultMaxBody, pages: mustParsePages()}
+}
+
+// isLocal reports whether a host name is localhost or an IP address, for
+// which HSTS must not be sent.
+func isLocal(h string) bool {
+	h = strings.TrimSuffix(strings.ToLower(strings.Trim(h, "[]")), ".")
+	if h == "localhost" || strings.HasSuffix(h, ".localhost") {
+		return true
+	}
+	return net.ParseIP(h) != nil
+}
+
+// TLSConfig returns the TLS configuration of the HTTPS listener. The server
+// asks for a client certificate but does not require one and does not
+// verify it in the handshake: GET / and /api/* check it per request with
+// Svc.CertSignIn, so a revoked, expired or foreign certificate gets a page
+// that says so instead of a TLS alert the user cannot read. ClientCAs names
+// the issuing CA and the root, so browsers offer only our certificates.
+func (s *Server) TLSConfig(cert *tls.Certificate) *tls.Config {
+	pool := x509.NewCertPool()
+	pool.AddCert(s.Svc.CA.Issuing)
+	pool.AddCert(s.Svc.CA.Root)
+	return &tls.Config{
+		Certificates: []tls.Certificate{*cert},
+		ClientAuth:   tls.RequestClientCert,
+		ClientCAs:    pool,
+		MinVersion:   tls.VersionTLS12,
+		NextProtos:   []string{"h2", "http/1.1"},
+	}
+}
+
+// Handler returns the handler of the HTTPS listener: every route.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	s.caRoutes(mux)
+	mux.HandleFunc("GET /{$}", s.handleHome)
+	mux.HandleFunc("GET /login", s.handleLoginForm)
+	mux.HandleFunc("POST /login", s.handleLogin)
+	mux.HandleFunc("GET /recover", s.handleRecoverForm)
+	mux.HandleFunc("POST /recover", s.handleRecover)
+	mux.HandleFunc("POST /recover/confirm", s.handleRecoverConfirm)
+	mux.HandleFunc("GET /recover/done", s.handleRecoverDone)
+	mux.HandleFunc("POST /certificate", s.handleCertificate)
+	mux.HandleFunc("GET /password", s.handlePasswordForm)
+	mux.HandleFunc("POST /password", s.handlePassword)
+	mux.HandleFunc("POST /logout", s.handleLogout(false))
+	mux.HandleFunc("POST /logout/all", s.handleLogout(true))
+	mux.HandleFunc("GET /about/certificate", s.handleAbout)
+	mux.HandleFunc("GET /portal/ctrl/aboutCertificate", s.handleAbout)
+	mux.HandleFunc("GET /api/whoami", s.handleWhoami)
+	mux.HandleFunc("GET /healthz", s.handleHealth)
+	mux.Handle("GET /static/", staticHandler())
+	return s.wrap(mux)
+}
+
+// CAHandler returns the handler of the plain-HTTP listener: only the CA
+// certificates, the CRLs and the OCSP responder, which clients fetch over
+// http (RFC 5280 §8); everything else is 404.
+func (s *Server) CAHandler() http.Handler {
+	mux := http.NewServeMux()
+	s.caRoutes(mux)
+	return s.wrap(mux)
+}
+
+func (s *Server) caRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("GET /ca/root.crt", s.handleCACert(func() *x509.Certificate { return s.Svc.CA.Root }))
+	mux.HandleFunc("GET /ca/issuing.crt", s.handleCACert(func() *x509.Certificate { return s.Svc.CA.Issuing }))
+	mux.HandleFunc("GET /ca/chain.pem", s.handleChain)
+	mux.HandleFunc("GET /crl/issuing.crl", s.handleCRL(func() *x509.Certificate { return s.Svc.CA.Issuing }))
+	mux.HandleFunc("GET /crl/root.crl", s.handleCRL(func() *x509.Certificate { return s.Svc.CA.Root }))
+	mux.HandleFunc("POST /ocsp", s.handleOCSPPost)
+	// GET /ocsp/{request...} is served by wrap before the mux sees it:
+	// base64 may contain "//", which ServeMux would "clean" with a redirect.
+}
+
+// wrap adds what every response needs: the security headers, the
+// cross-origin check on every method but GET/HEAD/OPTIONS (browsers send
+// client certificates and cookies on cross-site requests too), the OCSP GET
+// form, and HTML pages for the mux's own 404 and 405 answers.
+func (s *Server) wrap(mux *http.ServeMux) http.Handler {
+	cop := http.NewCrossOriginProtection()
+	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.Log.Info("cross-origin request refused", "path", r.URL.Path, "remote", remoteAddr(r))
+		s.page(w, r, http.StatusForbidden, "message", pageData{
+			Title:   "Request refused",
+			Message: "This request came from another web site, so the portal refused it. Open the portal directly and try again.",
+			Links:   []link{{"/", "Go to the portal"}},
+		})
+	}))
+	inner := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if rest, ok := strings.CutPrefix(r.URL.EscapedPath(), "/ocsp/"); ok {
+			s.handleOCSPGet(w, r, rest)
+			return
+		}
+		if _, pattern := mux.Handler(r); pattern == "" {
+			s.muxFallback(w, r, mux)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+	protected := cop.Handler(inner)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("X-Frame-Options", "DENY")
+		if s.HSTS {
+			// Two years, the value hstspreload.org asks for.
+			h.Set("Strict-Transport-Security", "max-age=63072000")
+		}
+		protected.ServeHTTP(w, r)
+	})
+}
+
+// muxFallback runs the mux's own answer for a request no pattern matched
+// (404, 405 with Allow, or a redirect to a cleaned path) and turns 404 and
+// 405 into HTML pages.
+func (s *Server) muxFallback(w http.ResponseWriter, r *http.Request, mux *http.ServeMux) {
+	rec := &headerCatcher{header: http.Header{}}
+	h, _ := mux.Handler(r)
+	h.ServeHTTP(rec, r)
+	switch rec.code {
+	case http.StatusNotFound:
+		s.page(w, r, http.StatusNotFound, "message", pageData{
+			Title: "Page not found", Message: "There is no page at this address.",
+			Links: []link{{"/", "Go to the portal"}},
+		})
+	case http.StatusMethodNotAllowed:
+		if allow := rec.header.Get("Allow"); allow != "" {
+			w.Header().Set("Allow", allow)
+		}
+		s.page(w, r, http.StatusMethodNotAllowed, "message", pageData{
+			Title: "Not allowed", Message: "This page cannot be used that way.",
+			Links: []link{{"/", "Go to the portal"}},
+		})
+	default:
+		for k, v := range rec.header {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(rec.code)
+	}
+}
+
+// headerCatcher records the status and headers a handler writes and drops
+// its body.
+type headerCatcher struct {
+	header http.Header
+	code   int
+}
+
+func (c *headerCatcher) Header() http.Header { return c.header }
+func (c *headerCatcher) WriteHeader(code int) {
+	if c.code == 0 {
+		c.code = code
+	}
+}
+func (c *headerCatcher) Write(b []byte) (int, error) {
+	c.WriteHeader(http.StatusOK)
+	return len(b), nil
+}
+
+// statusOf maps an error to an HTTP status: the one place where error
+// codes become statuses.
+func statusOf(err error) int {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return http.StatusRequestEntityTooLarge
+	}
+	switch certportal.ErrorCodeOf(err) {
+	case "":
+		return http.StatusOK
+	case certportal.Invalid:
+		return http.StatusBadRequest
+	case certportal.NotFound:
+		return http.StatusNotFound
+	case certportal.Conflict:
+		return http.StatusConflict
+	case certportal.Unauthorized, certportal.Locked:
+		// A locked ID gets the same answer as a wrong password.
+		return http.StatusUnauthorized
+	case certportal.Forbidden:
+		return http.StatusForbidden
+	case certportal.RateLimited:
+		return http.StatusTooManyRequests
+	case certportal.Unavailable:
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+// fail answers a request with the page for err: its status, its message for
+// a person, and a link that helps. Internal errors are logged, never shown.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error, links ...link) {
+	code := statusOf(err)
+	msg := certportal.ErrorMessage(err)
+	title := http.StatusText(code)
+	switch code {
+	case http.StatusRequestEntityTooLarge:
+		msg = "The form you sent is too large. Go back and try again."
+	case http.StatusServiceUnavailable:
+		title = "Please try again later"
+		s.Log.Warn("service unavailable", "path", r.URL.Path, "err", err)
+		if certportal.ErrorCodeOf(err) != certportal.Unavailable || !strings.Contains(msg, "try") {
+			msg = "The portal cannot reach its database or mail server right now. Nothing was changed; please try again later."
+		}
+	case http.StatusInternalServerError:
+		title = "Something went wrong"
+		s.Log.Error("internal error", "path", r.URL.Path, "err", err)
+		msg = "Something went wrong on the portal's side. Nothing you did caused it; please try again later."
+	}
+	if len(links) == 0 {
+		links = []link{{"/", "Go to the portal"}}
+	}
+	s.page(w, r, code, "message", pageData{Title: title, Message: sentence(msg), Links: links})
+}
+
+// remoteAddr is the client address used for lockout and the audit log: the
+// host part of the TCP peer (replicas terminate TLS themselves, so there is
+// no proxy header to trust).
+func remoteAddr(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// healthTimeout bounds the database ping of /healthz, so a hung database
+// makes the check fail rather than hang the load balancer's probe.
+const healthTimeout = 3 * time.Second
+
+func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), healthTimeout)
+	defer cancel()
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	if err := s.Svc.Store.Ping(ctx); err != nil {
+		s.Log.Warn("health check: database does not answer", "err", err)
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte("database unavailable\n"))
+		return
+	}
+	_, _ = w.Write([]byte("ok"))
+}
