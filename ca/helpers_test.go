@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -151,3 +152,10 @@ func loadKey(t testing.TB, path string) crypto.Signer {
 
 // newOther returns a second, unrelated CA.
 func newOther(t testing.TB) *testpki.PKI { return testpki.New(t) }
+
+// fakeLeaf is just enough of a certificate for ocsp.CreateRequest, which
+// reads only the serial number.
+func fakeLeaf(p *testpki.PKI, serial *big.Int) *struct{ Certificate x509.Certificate } {
+	_ = p
+	return &struct{ Certificate x509.Certificate }{x509.Certificate{SerialNumber: serial}}
+}
