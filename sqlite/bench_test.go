@@ -62,6 +62,8 @@ func fill(b *testing.B, db *DB, n int) []string {
 //	BenchmarkCertificateBySHA256/serial-2     22.7 µs/op  (41.7 µs without the statement cache)
 //	BenchmarkCertificateBySHA256/parallel-2   15.9 µs/op
 //	BenchmarkUpdateIssue-2                     453 µs/op  (synchronous=FULL: one fsync per commit)
+//	BenchmarkRevocations-2                     101 ms/op  (100k of 200k revoked rows listed; 816 ms
+//	                                                       before the index covered the query)
 
 // BenchmarkCertificateBySHA256 is the check every request with a client
 // certificate makes: a View that finds the certificate by fingerprint.
@@ -132,5 +134,57 @@ func BenchmarkUpdateIssue(b *testing.B) {
 			b.Fatal(err)
 		}
 		i++
+	}
+}
+
+// BenchmarkRevocations lists the revocations of one issuer for its CRL,
+// with many revoked certificates in the database (half of them expired
+// long ago, so the CRL leaves them out, and a tenth of those from another
+// issuer).
+func BenchmarkRevocations(b *testing.B) {
+	const n = 200000
+	db := openTemp(b)
+	ctx := context.Background()
+	now := time.Now()
+	start := time.Now()
+	err := db.Update(ctx, func(tx certportal.Tx) error {
+		if err := tx.CreateAccount(ctx, &certportal.Account{ID: "many", Email: "many@example.com",
+			Method: certportal.MethodCertificate, Status: certportal.StatusActive}); err != nil {
+			return err
+		}
+		for i := range n {
+			c := benchCert("many", now)
+			c.DER = c.DER[:64]
+			c.SHA256 = certportal.Fingerprint256(c.DER)
+			c.Revoked, c.Reason = now, certportal.ReasonSuperseded
+			if i%2 == 0 {
+				c.NotAfter = now.AddDate(-2, 0, 0)
+			}
+			if i%10 == 0 {
+				c.Issuer = "SOP-ICA2"
+			}
+			if err := tx.InsertCertificate(ctx, c); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("filled %d revoked certificates in %v", n, time.Since(start).Round(time.Millisecond))
+	for b.Loop() {
+		var got []certportal.Revocation
+		err := db.View(ctx, func(tx certportal.Tx) error {
+			var err error
+			got, err = tx.Revocations(ctx, "SOP-ICA1", now)
+			return err
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(got) != n/2 {
+			b.Fatalf("%d revocations, want %d", len(got), n/2)
+		}
 	}
 }

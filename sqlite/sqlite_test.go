@@ -364,7 +364,7 @@ func TestQueryPlans(t *testing.T) {
 	}{
 		{`SELECT ` + certCols + ` WHERE c.sha256 = 'AA'`, "certificates_sha256"},
 		{`SELECT serial, revoked, reason FROM certificates WHERE issuer = 'X' AND revoked IS NOT NULL
-			AND not_after >= 0 ORDER BY serial`, "certificates_revoked"},
+			AND not_after >= 0 ORDER BY serial`, "COVERING INDEX certificates_revoked"},
 		{`SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1`, "PRIMARY KEY"},
 		{`SELECT COUNT(*) FROM failures WHERE account_key = 'a' AND remote = 'r' AND at >= 0`, "failures_key"},
 	} {

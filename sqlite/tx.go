@@ -12,9 +12,9 @@ import (
 
 // tx is a certportal.Tx over one database/sql transaction.
 type tx struct {
-	tx      *sql.Tx
-	stmts   *stmtCache
-	missing []string // queries prepared for this transaction only
+	tx    *sql.Tx
+	stmts *stmtCache
+	local map[string]*sql.Stmt // queries prepared for this transaction only
 }
 
 var _ certportal.Tx = (*tx)(nil)
@@ -26,23 +26,29 @@ func (t *tx) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
 	if s, ok := t.stmts.lookup(query); ok {
 		return t.tx.StmtContext(ctx, s), nil
 	}
+	if s, ok := t.local[query]; ok {
+		return s, nil
+	}
 	s, err := t.tx.PrepareContext(ctx, query)
 	if err != nil {
 		return nil, err
 	}
-	t.missing = append(t.missing, query)
+	if t.local == nil {
+		t.local = make(map[string]*sql.Stmt)
+	}
+	t.local[query] = s
 	return s, nil
 }
 
 // fillCache prepares on the pool the queries this transaction missed. A
 // failure only means the next transaction prepares them again.
 func (t *tx) fillCache(ctx context.Context) {
-	for _, q := range t.missing {
+	for q := range t.local {
 		if _, ok := t.stmts.lookup(q); !ok {
 			t.stmts.prepare(ctx, q) //nolint:errcheck // best effort
 		}
 	}
-	t.missing = nil
+	t.local = nil
 }
 
 func (t *tx) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
