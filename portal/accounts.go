@@ -141,3 +141,36 @@ func (s *Service) VerifyAudit(ctx context.Context) (int, error) {
 	}
 	return len(list), nil
 }
+
+// SetEmail changes the registered address; a notice goes to the old and
+// the new address. Certificates issued before keep the old address in
+// their SAN until they are replaced.
+func (s *Service) SetEmail(ctx context.Context, a Actor, id, email string) (*certportal.Account, error) {
+	if err := certportal.ValidateEmail(email); err != nil {
+		return nil, err
+	}
+	var acc *certportal.Account
+	var old string
+	err := s.Store.Update(ctx, func(tx certportal.Tx) error {
+		var err error
+		if acc, err = tx.LockAccount(ctx, id); err != nil {
+			return err
+		}
+		if acc.Email == email {
+			return certportal.Errorf(certportal.Conflict, "%s is the registered address already", email)
+		}
+		old = acc.Email
+		acc.Email = email
+		acc.Updated = s.now()
+		if err := tx.UpdateAccount(ctx, acc); err != nil {
+			return err
+		}
+		return s.audit(ctx, tx, a, acc.ID, certportal.ActionEmailChanged, "from "+old+" to "+email)
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.notify(ctx, acc.ID, mail.NoticeEmailChanged(old, acc.ID, old, email))
+	s.notify(ctx, acc.ID, mail.NoticeEmailChanged(email, acc.ID, old, email))
+	return acc, nil
+}

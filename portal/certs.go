@@ -25,6 +25,10 @@ type IssueRequest struct {
 	// KeepSession is the session that asked (it survives; the account's
 	// other sessions end). "" for the command line.
 	KeepSession string
+	// RejectAccountPassword refuses a PKCS#12 password equal to the
+	// account password. The portal sets it for users; it costs one
+	// argon2id verification, which an administrator's issuance skips.
+	RejectAccountPassword bool
 }
 
 // Issued is the result of an issuance: the record and the PKCS#12 file.
@@ -54,10 +58,12 @@ func (s *Service) Issue(ctx context.Context, a Actor, req IssueRequest) (*Issued
 	if acc.Status != certportal.StatusActive {
 		return nil, certportal.Errorf(certportal.Forbidden, "the account %q is cancelled", acc.ID)
 	}
-	if ok, err := s.Hasher.Verify(ctx, acc.PasswordHash, req.P12Password); err != nil {
-		return nil, err
-	} else if ok {
-		return nil, certportal.Errorf(certportal.Invalid, "choose a PKCS#12 password that is not your account password")
+	if req.RejectAccountPassword {
+		if ok, err := s.Hasher.Verify(ctx, acc.PasswordHash, req.P12Password); err != nil {
+			return nil, err
+		} else if ok {
+			return nil, certportal.Errorf(certportal.Invalid, "choose a PKCS#12 password that is not your account password")
+		}
 	}
 	// Serials are 127 random bits; a collision is all but impossible, but
 	// the database's unique key decides, and we retry with a new serial.
