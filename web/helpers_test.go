@@ -24,8 +24,8 @@ import (
 	"software.sslmate.com/src/go-pkcs12"
 
 	"github.com/certportal/certportal"
-	certmail "github.com/certportal/certportal/mail"
 	"github.com/certportal/certportal/internal/testpki"
+	certmail "github.com/certportal/certportal/mail"
 	"github.com/certportal/certportal/portal"
 	"github.com/certportal/certportal/sqlite"
 	"github.com/certportal/certportal/web"
