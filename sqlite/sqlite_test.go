@@ -366,6 +366,9 @@ func TestQueryPlans(t *testing.T) {
 		{`SELECT serial, revoked, reason FROM certificates WHERE issuer = 'X' AND revoked IS NOT NULL
 			AND not_after >= 0 ORDER BY serial`, "COVERING INDEX certificates_revoked"},
 		{`SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1`, "PRIMARY KEY"},
+		{`SELECT COUNT(*) FROM audit WHERE time >= 0 AND account_key = 'a' AND action = 'x'`, "audit_action"},
+		{`SELECT seq FROM audit WHERE seq > 0 AND account_key = 'a' ORDER BY seq LIMIT 10`, "audit_account"},
+		{`SELECT ` + certCols + ` WHERE 1 AND c.account = 'a' AND c.revoked IS NULL ORDER BY c.issued, c.serial`, "certificates_"},
 		{`SELECT COUNT(*) FROM failures WHERE account_key = 'a' AND remote = 'r' AND at >= 0`, "failures_key"},
 	} {
 		rows, err := db.read.QueryContext(ctx, "EXPLAIN QUERY PLAN "+tc.query)

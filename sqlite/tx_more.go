@@ -188,10 +188,13 @@ func (t *tx) ListAudit(ctx context.Context, f certportal.AuditFilter) ([]certpor
 	if limit <= 0 {
 		limit = -1 // SQLite: no limit
 	}
-	key := certportal.IDKey(f.AccountID)
-	rows, err := t.query(ctx, `SELECT seq, time, actor, account_id, action, detail, remote, prev_hash, hash
-		FROM audit WHERE (? = '' OR account_key = ?) AND seq > ? ORDER BY seq LIMIT ?`,
-		key, key, f.AfterSeq, limit)
+	q, args := `SELECT seq, time, actor, account_id, action, detail, remote, prev_hash, hash
+		FROM audit WHERE seq > ?`, []any{f.AfterSeq}
+	if f.AccountID != "" {
+		q += ` AND account_key = ?`
+		args = append(args, certportal.IDKey(f.AccountID))
+	}
+	rows, err := t.query(ctx, q+` ORDER BY seq LIMIT ?`, append(args, limit)...)
 	if err != nil {
 		return nil, mapError(err, "", "")
 	}
@@ -213,11 +216,17 @@ func (t *tx) ListAudit(ctx context.Context, f certportal.AuditFilter) ([]certpor
 // CountAudit counts the records of an account ("" = any) with an action
 // ("" = any) at or after since.
 func (t *tx) CountAudit(ctx context.Context, accountID, action string, since time.Time) (int, error) {
-	key := certportal.IDKey(accountID)
+	q, args := `SELECT COUNT(*) FROM audit WHERE time >= ?`, []any{since.UnixMicro()}
+	if accountID != "" {
+		q += ` AND account_key = ?`
+		args = append(args, certportal.IDKey(accountID))
+	}
+	if action != "" {
+		q += ` AND action = ?`
+		args = append(args, action)
+	}
 	var n int
-	err := t.queryRow(ctx, `SELECT COUNT(*) FROM audit WHERE (? = '' OR account_key = ?)
-		AND (? = '' OR action = ?) AND time >= ?`,
-		key, key, action, action, since.UnixMicro()).Scan(&n)
+	err := t.queryRow(ctx, q, args...).Scan(&n)
 	return n, mapError(err, "", "")
 }
 
