@@ -1,0 +1,160 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/certportal/certportal"
+	"github.com/certportal/certportal/web"
+)
+
+type serveOptions struct {
+	listen, httpListen string
+	smtp, smtpPwFile   string
+	tlsCert, tlsKey    string
+}
+
+func (a *app) serveFlags(c *cobra.Command, o *serveOptions) {
+	c.Flags().StringVar(&o.listen, "listen", "", "HTTPS address (default from the config, 127.0.0.1:8443)")
+	c.Flags().StringVar(&o.httpListen, "http-listen", "", "plain-HTTP address for /ca, /crl and /ocsp only (default 127.0.0.1:8080)")
+	c.Flags().StringVar(&o.smtp, "smtp", "", "send mail through smtp://user@host:port (STARTTLS) or smtps://...; default: .eml files in DATA/outbox")
+	c.Flags().StringVar(&o.smtpPwFile, "smtp-password-file", "", "file holding the SMTP password")
+	c.Flags().StringVar(&o.tlsCert, "tls-cert", "", "serve this TLS certificate chain (PEM) instead of the one init made")
+	c.Flags().StringVar(&o.tlsKey, "tls-key", "", "private key (PEM) for --tls-cert")
+}
+
+func (a *app) serveCommand() *cobra.Command {
+	var o serveOptions
+	c := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the portal (HTTPS) and the plain-HTTP CA/CRL/OCSP listener",
+		Args:  exactArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.serve(cmd.Context(), o, func(e *env, https, plain string) {
+				fmt.Fprintf(a.stdout, "certportal is serving %s (CA certificates, CRLs and OCSP also on http://%s). Stop with Ctrl+C.\n", https, plain)
+			})
+		},
+	}
+	a.dataFlags(c)
+	a.serveFlags(c, &o)
+	return c
+}
+
+// serve runs the portal until ctx ends, then shuts down gracefully. ready
+// is called once both listeners accept connections.
+func (a *app) serve(ctx context.Context, o serveOptions, ready func(e *env, httpsURL, httpAddr string)) error {
+	log := slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	if (o.tlsCert == "") != (o.tlsKey == "") {
+		return usageError{errors.New("--tls-cert and --tls-key go together")}
+	}
+	if err := checkSecretFreeURL("--smtp", o.smtp, "--smtp-password-file or the config file"); err != nil {
+		return err
+	}
+	e, err := a.openEnvWith(ctx, log, func(cfg *Config) error {
+		if o.smtp != "" {
+			cfg.SMTP = o.smtp
+		}
+		if o.smtpPwFile != "" {
+			pw, err := a.readSecret(o.smtpPwFile, "", false)
+			if err != nil {
+				return err
+			}
+			cfg.SMTPPassword = pw
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	defer e.Close()
+	listen, httpListen := e.cfg.Listen, e.cfg.HTTPListen
+	if o.listen != "" {
+		listen = o.listen
+	}
+	if o.httpListen != "" {
+		httpListen = o.httpListen
+	}
+	var cert *tls.Certificate
+	if o.tlsCert != "" {
+		c, err := tls.LoadX509KeyPair(o.tlsCert, o.tlsKey)
+		if err != nil {
+			return certportal.Errorf(certportal.Invalid, "cannot load --tls-cert/--tls-key: %v", err)
+		}
+		cert = &c
+	} else if cert, err = e.ca.ServerCertificate(); err != nil {
+		return err
+	}
+	srv := web.New(e.svc, log, e.cfg.Hostnames)
+	lnTLS, err := net.Listen("tcp", listen)
+	if err != nil {
+		return certportal.Errorf(certportal.Unavailable, "cannot listen on %s: %v", listen, err)
+	}
+	lnHTTP, err := net.Listen("tcp", httpListen)
+	if err != nil {
+		lnTLS.Close()
+		return certportal.Errorf(certportal.Unavailable, "cannot listen on %s: %v", httpListen, err)
+	}
+	errLog := slog.NewLogLogger(log.Handler(), slog.LevelDebug)
+	https := &http.Server{
+		Handler: srv.Handler(), TLSConfig: srv.TLSConfig(cert), ErrorLog: errLog,
+		ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second,
+		IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,
+	}
+	plain := &http.Server{
+		Handler: srv.CAHandler(), ErrorLog: errLog,
+		ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second,
+		IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,
+	}
+	errc := make(chan error, 2)
+	go func() { errc <- https.ServeTLS(lnTLS, "", "") }()
+	go func() { errc <- plain.Serve(lnHTTP) }()
+	bg, stopBG := context.WithCancel(ctx)
+	defer stopBG()
+	go a.housekeeping(bg, e, log)
+	_, port, _ := net.SplitHostPort(lnTLS.Addr().String())
+	url := "https://" + hostPort(e.cfg.Hostnames[0], port) + "/"
+	log.Info("serving", "https", lnTLS.Addr().String(), "http", lnHTTP.Addr().String(), "data", e.dir)
+	ready(e, url, lnHTTP.Addr().String())
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		if !errors.Is(err, http.ErrServerClosed) {
+			log.Error("listener failed", "err", err)
+		}
+	}
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err1 := https.Shutdown(sctx)
+	err2 := plain.Shutdown(sctx)
+	return errors.Join(err1, err2)
+}
+
+// housekeeping re-signs CRLs daily and removes expired sessions.
+func (a *app) housekeeping(ctx context.Context, e *env, log *slog.Logger) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		for _, issuer := range []string{e.ca.Root.Subject.CommonName, e.ca.Issuing.Subject.CommonName} {
+			if _, err := e.svc.CRL(ctx, issuer); err != nil && ctx.Err() == nil {
+				log.Warn("CRL refresh failed", "issuer", issuer, "err", err)
+			}
+		}
+		if err := e.store.Update(ctx, func(tx certportal.Tx) error { return tx.DeleteExpiredSessions(ctx, time.Now()) }); err != nil && ctx.Err() == nil {
+			log.Warn("session clean-up failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
