@@ -289,3 +289,35 @@ func TestOCSPResponse(t *testing.T) {
 		t.Errorf("another issuer: %x, %v", u, err)
 	}
 }
+
+// TestConcurrent runs issuance and OCSP from many goroutines; run it with
+// -race to check the cache's locking.
+func TestConcurrent(t *testing.T) {
+	p := testpki.New(t)
+	done := make(chan error)
+	for i := range 8 {
+		go func() {
+			var err error
+			for j := range 20 {
+				req := &ca.OCSPRequest{Serial: big.NewInt(int64(1 + j%5)), HashAlgorithm: crypto.SHA1, KnownIssuer: true}
+				if j%3 == 0 {
+					req.Nonce = []byte{byte(i)}
+				}
+				if _, err = p.OCSPResponse(req, ca.OCSPStatus{Known: j%2 == 0}); err != nil {
+					break
+				}
+				if j%10 == 0 {
+					if _, _, err = p.Issue(ca.LeafRequest{ID: "c"}); err != nil {
+						break
+					}
+				}
+			}
+			done <- err
+		}()
+	}
+	for range 8 {
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}
+}
