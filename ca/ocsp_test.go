@@ -3,6 +3,7 @@ package ca_test
 import (
 	"bytes"
 	"crypto"
+	"crypto/x509"
 	"encoding/asn1"
 	"math/big"
 	"testing"
@@ -319,5 +320,38 @@ func TestConcurrent(t *testing.T) {
 		if err := <-done; err != nil {
 			t.Error(err)
 		}
+	}
+}
+
+// TestSignaturesPerKeyType checks OCSP responses and CRLs signed by P-384
+// and RSA issuing CAs, and the signature algorithms SPEC.md fixes.
+func TestSignaturesPerKeyType(t *testing.T) {
+	for _, tt := range []struct {
+		kt   ca.KeyType
+		want x509.SignatureAlgorithm
+	}{{ca.P384, x509.ECDSAWithSHA384}, {ca.RSA2048, x509.SHA256WithRSA}} {
+		t.Run(string(tt.kt), func(t *testing.T) {
+			p := testpki.New(t, func(o *ca.InitOptions) { o.KeyType = tt.kt })
+			der, err := p.OCSPResponse(&ca.OCSPRequest{Serial: big.NewInt(5), HashAlgorithm: crypto.SHA256, KnownIssuer: true, Nonce: []byte{1}}, ca.OCSPStatus{Known: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r := parseOCSP(t, p, der); r.SignatureAlgorithm != tt.want {
+				t.Errorf("OCSP signed with %v, want %v", r.SignatureAlgorithm, tt.want)
+			}
+			for _, issuer := range []*x509.Certificate{p.Issuing, p.Root} {
+				der, _, _, err := p.SignCRL(issuer.Subject.CommonName, 1, []certportal.Revocation{{Serial: "01", Time: p.Clock.Now()}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				crl, err := x509.ParseRevocationList(der)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if crl.SignatureAlgorithm != tt.want || crl.CheckSignatureFrom(issuer) != nil {
+					t.Errorf("CRL of %s: %v, want %v and a valid signature", issuer.Subject.CommonName, crl.SignatureAlgorithm, tt.want)
+				}
+			}
+		})
 	}
 }
