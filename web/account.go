@@ -105,6 +105,9 @@ func (s *Server) handleCertificate(w http.ResponseWriter, r *http.Request) {
 	}
 	issued, err := s.Svc.Issue(r.Context(), portal.User(acc.ID, remoteAddr(r)), portal.IssueRequest{
 		ID: acc.ID, P12Password: pw, Legacy: legacy, KeepSession: si.keep(),
+		// A user must not reuse the account password for the file, which
+		// leaves the server and can be attacked offline.
+		RejectAccountPassword: true,
 	})
 	if err != nil {
 		s.fail(w, r, err, back)
