@@ -25,6 +25,8 @@ import (
 // the issuing CRL and OCSP). It is safe for concurrent use once loaded; set
 // URL, Now and Rand before sharing it.
 type Authority struct {
+	// Root, Issuing and TLSCA are the CA certificates (root.crt,
+	// issuing.crt, tls-ca.crt).
 	Root, Issuing, TLSCA *x509.Certificate
 	// URL is the plain-HTTP base URL written into user certificates.
 	URL string

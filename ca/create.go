@@ -256,6 +256,10 @@ func prepareDir(dir string) (created string, err error) {
 		if len(entries) > 0 {
 			return "", errorf(certportal.Conflict, "the CA directory %s is not empty; refusing to overwrite an existing CA", dir)
 		}
+		// It will hold private keys: only the owner may list it.
+		if err := os.Chmod(dir, 0o700); err != nil {
+			return "", wrapError(certportal.Internal, err, "the CA directory "+dir+" cannot be made private")
+		}
 		return "", nil
 	case !errors.Is(err, fs.ErrNotExist):
 		return "", wrapError(certportal.Invalid, err, "the CA directory "+dir+" cannot be read")

@@ -290,6 +290,15 @@ func TestCreateLeavesNothingOnFailure(t *testing.T) {
 			t.Errorf("after failure at %d bytes, the directories Create made are still there: %v", n, err)
 		}
 	}
+	// An existing empty dir is made private.
+	existing := t.TempDir()
+	os.Chmod(existing, 0o755)
+	if _, err := ca.Create(ca.InitOptions{Dir: existing}); err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(existing); fi.Mode().Perm() != 0o700 {
+		t.Errorf("existing CA dir mode %v, want 0700", fi.Mode().Perm())
+	}
 	// An existing empty dir stays, and stays empty.
 	dir := t.TempDir()
 	if _, err := ca.Create(ca.InitOptions{Dir: dir, Rand: &failingReader{100}}); err == nil {
