@@ -166,7 +166,7 @@ func migrate(ctx context.Context, w *sql.DB) error {
 		return err
 	}
 	if current > target {
-		return certportal.Errorf(certportal.Conflict,
+		return errf(certportal.Conflict,
 			"the database was created by a newer certportal (schema %d); this binary knows up to %d", current, target)
 	}
 	if current == target {
@@ -187,8 +187,9 @@ func (db *DB) SchemaVersion(ctx context.Context) (int64, error) {
 }
 
 // Update runs fn in a write transaction and commits when fn returns nil.
-// Updates are serialised: there is one writer. fn must not call Update or
-// View on the same store (the writer is held until fn returns). If fn
+// Updates are serialised: there is one writer. fn must not call Update on
+// the same store (the writer is held until fn returns: it would wait for
+// itself), and a View inside fn does not see fn's writes. If fn
 // returns an error or panics, nothing it wrote is kept; a panic is passed on
 // after the rollback.
 func (db *DB) Update(ctx context.Context, fn func(certportal.Tx) error) error {
