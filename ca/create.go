@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/certportal/certportal"
+	"github.com/certportal/certportal/internal/atomicfile"
 )
 
 // Lifetimes of the hierarchy (SPEC.md "The CA hierarchy").
@@ -282,48 +283,18 @@ func prepareDir(dir string) (created string, err error) {
 	return created, nil
 }
 
-// writeFileAtomic writes data to path with permissions perm: a temporary
-// file in the same directory, fsync, rename. A reader never sees a partly
-// written file, and a crash leaves either the old file or the new one.
+// writeFileAtomic writes data to path with permissions perm, atomically
+// (see internal/atomicfile): a crash leaves either the old file or the new.
 func writeFileAtomic(path string, data []byte, perm fs.FileMode) error {
-	fail := func(err error) error {
+	if err := atomicfile.WriteFile(path, data, perm); err != nil {
 		return wrapError(certportal.Internal, err, "could not write "+path)
-	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fail(err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // fails harmlessly after the rename
-	if err := f.Chmod(perm); err != nil {
-		f.Close()
-		return fail(err)
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fail(err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fail(err)
-	}
-	if err := f.Close(); err != nil {
-		return fail(err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fail(err)
 	}
 	return nil
 }
 
 // syncDir fsyncs a directory so the renames in it are durable.
 func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return wrapError(certportal.Internal, err, "could not open "+dir)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
+	if err := atomicfile.SyncDir(dir); err != nil {
 		return wrapError(certportal.Internal, err, "could not sync "+dir)
 	}
 	return nil

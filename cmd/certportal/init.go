@@ -15,6 +15,7 @@ import (
 
 	"github.com/certportal/certportal"
 	"github.com/certportal/certportal/ca"
+	"github.com/certportal/certportal/internal/atomicfile"
 	"github.com/certportal/certportal/portal"
 )
 
@@ -180,33 +181,5 @@ func cleanDir(dir string, created bool) {
 // writeFileAtomic writes data to path through a temporary file in the same
 // directory, synced, then renamed into place, so readers never see half a file.
 func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(perm); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return atomicfile.WriteFile(path, data, perm)
 }
