@@ -1,0 +1,177 @@
+package main
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"io"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// freeAddr returns a loopback address with a port nobody listens on.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// startServe runs `certportal serve` on free ports until the test ends and
+// returns the HTTPS base URL.
+func startServe(t *testing.T, data string) string {
+	t.Helper()
+	addr, plain := freeAddr(t), freeAddr(t)
+	cmd := exec.Command(binary, "serve", "--data", data, "--listen", addr, "--http-listen", plain)
+	var logs strings.Builder
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(os.Interrupt)
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("serve did not stop cleanly on SIGINT: %v\n%s", err, logs.String())
+			}
+		case <-time.After(15 * time.Second):
+			cmd.Process.Kill()
+			t.Errorf("serve did not stop within 15s of SIGINT")
+		}
+	})
+	base := "https://" + addr
+	for i := 0; i < 100; i++ {
+		if resp, err := http.Get("http://" + plain + "/ca/root.crt"); err == nil {
+			resp.Body.Close()
+			return base
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("serve did not start:\n%s", logs.String())
+	return ""
+}
+
+// browser is an HTTPS client that trusts the portal's root and keeps cookies.
+func browser(t *testing.T, data string) *http.Client {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(data, "ca", "root.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	blk, _ := pem.Decode(b)
+	root, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(root)
+	jar, _ := cookiejar.New(nil)
+	return &http.Client{Jar: jar, Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+}
+
+// TestUsersSide walks the user's side end to end: the portal hands out a
+// .p12, the store imports it into three stores, whoami signs in with it,
+// export moves it to a second store, revocation stops it, and delete
+// cleans up.
+func TestUsersSide(t *testing.T) {
+	data := newData(t)
+	pwFile := writeSecret(t, "alice's account pw")
+	ok(t, "", "user", "add", "--data", data, "--id", "alice", "--email", "alice@example.com", "--password-file", pwFile)
+	base := startServe(t, data)
+
+	// The portal issues the certificate to the signed-in user.
+	c := browser(t, data)
+	resp, err := c.PostForm(base+"/login", url.Values{"id": {"alice"}, "password": {"alice's account pw"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("login: %s", resp.Status)
+	}
+	const p12pw = "carry it over safely"
+	req, _ := http.NewRequest("POST", base+"/certificate", strings.NewReader(url.Values{"p12_password": {p12pw}, "p12_password_confirm": {p12pw}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err = c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p12, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "application/x-pkcs12" {
+		t.Fatalf("POST /certificate: %s %s", resp.Status, resp.Header.Get("Content-Type"))
+	}
+	dir := t.TempDir()
+	p12File := filepath.Join(dir, "alice.p12")
+	os.WriteFile(p12File, p12, 0o600)
+	p12pwFile := writeSecret(t, p12pw)
+
+	store1 := filepath.Join(dir, "store1")
+	ok(t, "", "store", "import", p12File, "--store-dir", store1, "--password-file", p12pwFile)
+	again := ok(t, "", "store", "import", p12File, "--store-dir", store1, "--password-file", p12pwFile, "--json")
+	if strings.Contains(again, `"added": true`) {
+		t.Errorf("a second import added something: %s", again)
+	}
+	var entries []entryJSON
+	json.Unmarshal([]byte(ok(t, "", "store", "list", "--store-dir", store1, "--json")), &entries)
+	stores := map[string]entryJSON{}
+	for _, e := range entries {
+		stores[e.Store] = e
+	}
+	if len(entries) != 3 || stores["personal"].IssuedTo != "alice" || stores["intermediate"].IssuedTo != "SOP-ICA1" || stores["root"].IssuedTo != "SOP-RCA" {
+		t.Fatalf("store list after import: %+v", entries)
+	}
+	var cas []caJSON
+	json.Unmarshal([]byte(ok(t, "", "ca", "show", "--data", data, "--json")), &cas)
+	if stores["root"].Thumbprint != cas[0].Thumbprint || stores["intermediate"].Thumbprint != cas[1].Thumbprint {
+		t.Errorf("thumbprints in the store differ from ca show: %+v vs %+v", stores, cas)
+	}
+	var certs []certJSON
+	json.Unmarshal([]byte(ok(t, "", "cert", "list", "--data", data, "--json")), &certs)
+	if len(certs) != 1 || certs[0].Thumbprint != stores["personal"].Thumbprint {
+		t.Fatalf("the personal certificate is not the one the portal recorded: %+v vs %+v", stores["personal"], certs)
+	}
+
+	if who := strings.TrimSpace(ok(t, "", "whoami", "--url", base, "--store-dir", store1)); who != "alice" {
+		t.Fatalf("whoami printed %q", who)
+	}
+
+	exported := filepath.Join(dir, "moved.p12")
+	ok(t, "", "store", "export", "--out", exported, "--store-dir", store1, "--password-file", p12pwFile)
+	fails(t, 1, "exists", "", "store", "export", "--out", exported, "--store-dir", store1, "--password-file", p12pwFile)
+	store2 := filepath.Join(dir, "store2")
+	ok(t, "", "store", "import", exported, "--store-dir", store2, "--password-file", p12pwFile)
+	if who := strings.TrimSpace(ok(t, "", "whoami", "--url", base, "--store-dir", store2)); who != "alice" {
+		t.Fatalf("whoami from the second store printed %q", who)
+	}
+
+	ok(t, "", "cert", "revoke", "--data", data, "--serial", certs[0].Serial)
+	msg := fails(t, 1, "revoked", "", "whoami", "--url", base, "--store-dir", store2)
+	if strings.Contains(msg, "x509:") || strings.Contains(msg, "tls:") {
+		t.Errorf("whoami's refusal is not a plain sentence: %q", msg)
+	}
+
+	for _, e := range entries {
+		ok(t, "", "store", "delete", strings.ToLower(e.Thumbprint), "--store-dir", store1)
+	}
+	json.Unmarshal([]byte(ok(t, "", "store", "list", "--store-dir", store1, "--json")), &entries)
+	if len(entries) != 0 {
+		t.Fatalf("stores not empty after deleting all three: %+v", entries)
+	}
+	fails(t, 1, "", "", "store", "delete", stores["root"].Thumbprint, "--store-dir", store1)
+}
