@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -254,5 +255,30 @@ func BenchmarkIssue(b *testing.B) {
 			b.Fatal(err)
 		}
 		i++
+	}
+}
+
+// TestUnknownIDCostsAHash: an unknown ID takes about as long as a wrong
+// password, so timing does not tell which IDs exist.
+func TestUnknownIDCostsAHash(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	e.addUser(t, "frank")
+	median := func(id string) time.Duration {
+		var ds []time.Duration
+		for i := 0; i < 5; i++ {
+			start := time.Now()
+			_, err := e.svc.PasswordSignIn(ctx, id, "wrong password!", fmt.Sprintf("10.1.0.%d", i))
+			ds = append(ds, time.Since(start))
+			if certportal.ErrorCodeOf(err) != certportal.Unauthorized {
+				t.Fatalf("%s: %v", id, err)
+			}
+		}
+		slices.Sort(ds)
+		return ds[2]
+	}
+	known, unknown := median("frank"), median("nobody")
+	if unknown < known/2 || unknown > known*2 {
+		t.Errorf("an unknown ID takes %v, a wrong password %v: the difference tells which IDs exist", unknown, known)
 	}
 }
