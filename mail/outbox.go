@@ -34,6 +34,8 @@ type Outbox struct {
 	Rand io.Reader
 }
 
+var _ certportal.Mailer = (*Outbox)(nil)
+
 // tempPrefix starts the names of files being written. Readers that list
 // "*.eml" never pick them up, and a dot hides them from a plain ls.
 const tempPrefix = ".tmp-"

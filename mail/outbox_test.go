@@ -333,3 +333,15 @@ func TestOutboxGolden(t *testing.T) {
 	}
 	golden(t, "outbox-temporary-password.eml", raw)
 }
+
+// BenchmarkOutboxSend measures one durable outbox write (compose, write,
+// two fsyncs, rename); the fsyncs dominate on most disks.
+func BenchmarkOutboxSend(b *testing.B) {
+	o := &Outbox{Dir: b.TempDir()}
+	m := TemporaryPassword("alice@example.org", "alice", testPassword, "https://portal.example.com", fixedTime)
+	for b.Loop() {
+		if err := o.Send(context.Background(), m); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -157,6 +157,8 @@ type SMTP struct {
 	now      func() time.Time
 }
 
+var _ certportal.Mailer = (*SMTP)(nil)
+
 // NewSMTP checks cfg and returns a mailer for it. It does not connect: a
 // mail server that is down at start-up should not stop the portal, whose
 // sends will report it.
@@ -208,6 +210,10 @@ func NewSMTP(cfg SMTPConfig) (*SMTP, error) {
 // be reached, is not trusted, refuses the portal's sign-in or the message)
 // or certportal.Invalid (a malformed address, or a recipient the server
 // refuses for good); they name the server but never the password.
+//
+// ctx can stop the connection attempt; once connected, each exchange is
+// bounded by the Timeout instead, so a send is never cut off between the
+// server accepting the message and Send reporting it.
 func (s *SMTP) Send(ctx context.Context, m certportal.Mail) error {
 	if err := ctx.Err(); err != nil {
 		return errorf(certportal.Unavailable, err, "sending the mail was cancelled")

@@ -139,3 +139,31 @@ func TestComposeWithout8bit(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseSMTPURL checks that any input either parses into a usable
+// address or gives an Invalid error, and that a password placed in the URL
+// is never echoed.
+func FuzzParseSMTPURL(f *testing.F) {
+	for _, s := range []string{"smtp://u@h", "smtps://h:465", "smtp+insecure://[::1]:25", "smtp://u:p@h", "smtp://[::1", "%zz"} {
+		f.Add(s, "Pw-0123456789")
+	}
+	f.Fuzz(func(t *testing.T, raw, password string) {
+		p, err := ParseSMTPURL(raw)
+		if err == nil {
+			if p.Host == "" || p.Port < 1 || p.Port > 65535 {
+				t.Fatalf("ParseSMTPURL(%q) = %+v without error", raw, p)
+			}
+		} else if certportal.ErrorCodeOf(err) != certportal.Invalid {
+			t.Fatalf("ParseSMTPURL(%q) error %v is not Invalid", raw, err)
+		}
+		if len(password) < 8 || strings.ContainsAny(password, "@/?#:%[]") {
+			return
+		}
+		withPw := "smtp://user:" + password + "@" + raw
+		if _, err := ParseSMTPURL(withPw); err == nil {
+			t.Fatalf("ParseSMTPURL(%q) accepted a password", withPw)
+		} else if strings.Contains(err.Error(), password) {
+			t.Fatalf("error %q repeats the password", err)
+		}
+	})
+}
