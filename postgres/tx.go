@@ -1,0 +1,289 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/certportal/certportal"
+)
+
+// tx is a certportal.Tx over one pgx transaction. pgx prepares and caches
+// each query text per connection by itself, so a hot query is parsed once
+// per connection.
+//
+// A statement that fails inside a PostgreSQL transaction aborts it: every
+// later statement fails until the rollback. The inserts that may meet a
+// duplicate in normal operation therefore use ON CONFLICT DO NOTHING and
+// report the Conflict themselves, so the transaction stays usable (as in
+// the sqlite store) and can, for instance, tell which rule was broken.
+type tx struct {
+	tx pgx.Tx
+}
+
+var _ certportal.Tx = (*tx)(nil)
+
+// ts is a time as a query argument: the zero time is NULL.
+func ts(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t
+}
+
+// fromTS is a scanned, possibly NULL, time in UTC.
+func fromTS(t *time.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return t.UTC()
+}
+
+// notFoundIfNone returns NotFound (with message) when a statement changed
+// no row.
+func notFoundIfNone(n int64, message string) error {
+	if n == 0 {
+		return errf(certportal.NotFound, "%s", message)
+	}
+	return nil
+}
+
+// Accounts.
+
+const accountCols = `id, email, password_hash, password_expires, method, status, created, updated`
+
+func scanAccount(s pgx.Row) (*certportal.Account, error) {
+	var a certportal.Account
+	var exp, created, updated *time.Time
+	var method, status string
+	if err := s.Scan(&a.ID, &a.Email, &a.PasswordHash, &exp, &method, &status, &created, &updated); err != nil {
+		return nil, err
+	}
+	a.PasswordExpires, a.Created, a.Updated = fromTS(exp), fromTS(created), fromTS(updated)
+	a.Method, a.Status = certportal.SignInMethod(method), certportal.AccountStatus(status)
+	return &a, nil
+}
+
+// CreateAccount adds an account; Conflict when its ID is taken in any case.
+func (t *tx) CreateAccount(ctx context.Context, a *certportal.Account) error {
+	tag, err := t.tx.Exec(ctx, `INSERT INTO accounts (id_key, `+accountCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+		ON CONFLICT DO NOTHING`,
+		certportal.IDKey(a.ID), a.ID, a.Email, a.PasswordHash, ts(a.PasswordExpires),
+		string(a.Method), string(a.Status), ts(a.Created), ts(a.Updated))
+	if err != nil {
+		return mapError(err, "", "")
+	}
+	if tag.RowsAffected() == 0 {
+		return errf(certportal.Conflict, "the user ID %q is taken", a.ID)
+	}
+	return nil
+}
+
+// Account returns the account with id (any case).
+func (t *tx) Account(ctx context.Context, id string) (*certportal.Account, error) {
+	a, err := scanAccount(t.tx.QueryRow(ctx, `SELECT `+accountCols+` FROM accounts WHERE id_key = $1`, certportal.IDKey(id)))
+	if err != nil {
+		return nil, mapError(err, fmt.Sprintf("no user with ID %q", id), "")
+	}
+	return a, nil
+}
+
+// LockAccount reads an account and locks its row until the transaction
+// ends (SELECT ... FOR UPDATE): another transaction, of this replica or
+// another, that locks the same account waits, then reads what this one
+// committed.
+func (t *tx) LockAccount(ctx context.Context, id string) (*certportal.Account, error) {
+	a, err := scanAccount(t.tx.QueryRow(ctx, `SELECT `+accountCols+` FROM accounts WHERE id_key = $1 FOR UPDATE`,
+		certportal.IDKey(id)))
+	if err != nil {
+		return nil, mapError(err, fmt.Sprintf("no user with ID %q", id), "")
+	}
+	return a, nil
+}
+
+// UpdateAccount writes every field of a but its ID and Created.
+func (t *tx) UpdateAccount(ctx context.Context, a *certportal.Account) error {
+	tag, err := t.tx.Exec(ctx, `UPDATE accounts SET email = $1, password_hash = $2, password_expires = $3,
+		method = $4, status = $5, updated = $6 WHERE id_key = $7`,
+		a.Email, a.PasswordHash, ts(a.PasswordExpires), string(a.Method), string(a.Status),
+		ts(a.Updated), certportal.IDKey(a.ID))
+	if err != nil {
+		return mapError(err, "", "")
+	}
+	return notFoundIfNone(tag.RowsAffected(), fmt.Sprintf("no user with ID %q", a.ID))
+}
+
+// ListAccounts returns every account, ordered by ID (case-insensitively).
+func (t *tx) ListAccounts(ctx context.Context) ([]certportal.Account, error) {
+	rows, err := t.tx.Query(ctx, `SELECT `+accountCols+` FROM accounts ORDER BY id_key`)
+	if err != nil {
+		return nil, mapError(err, "", "")
+	}
+	defer rows.Close()
+	var out []certportal.Account
+	for rows.Next() {
+		a, err := scanAccount(rows)
+		if err != nil {
+			return nil, mapError(err, "", "")
+		}
+		out = append(out, *a)
+	}
+	return out, mapError(rows.Err(), "", "")
+}
+
+// Certificates.
+
+// certCols selects a certificate with the account's ID as registered.
+const certCols = `c.serial, a.id, c.issuer, c.not_before, c.not_after, c.thumbprint, c.sha256, c.der,
+	c.issued, c.revoked, c.reason FROM certificates c JOIN accounts a ON a.id_key = c.account`
+
+func scanCert(s pgx.Row) (*certportal.Certificate, error) {
+	var c certportal.Certificate
+	var nb, na, issued, revoked *time.Time
+	var reason int32
+	if err := s.Scan(&c.Serial, &c.AccountID, &c.Issuer, &nb, &na, &c.Thumbprint, &c.SHA256, &c.DER,
+		&issued, &revoked, &reason); err != nil {
+		return nil, err
+	}
+	c.NotBefore, c.NotAfter, c.Issued, c.Revoked = fromTS(nb), fromTS(na), fromTS(issued), fromTS(revoked)
+	c.Reason = certportal.RevocationReason(reason)
+	return &c, nil
+}
+
+// InsertCertificate records a certificate. Conflict for an existing serial
+// or fingerprint, or a second valid certificate of one account; NotFound
+// for an unknown account. A Conflict leaves the transaction usable.
+func (t *tx) InsertCertificate(ctx context.Context, c *certportal.Certificate) error {
+	serial, sum, key := strings.ToUpper(c.Serial), strings.ToUpper(c.SHA256), certportal.IDKey(c.AccountID)
+	der := c.DER
+	if der == nil {
+		der = []byte{}
+	}
+	// The account is checked in the statement, so an unknown one does not
+	// abort the transaction with a foreign-key violation either.
+	tag, err := t.tx.Exec(ctx, `INSERT INTO certificates (serial, account, issuer, not_before, not_after,
+		thumbprint, sha256, der, issued, revoked, reason)
+		SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11
+		WHERE EXISTS (SELECT 1 FROM accounts WHERE id_key = $2)
+		ON CONFLICT DO NOTHING`,
+		serial, key, c.Issuer, ts(c.NotBefore), ts(c.NotAfter),
+		strings.ToUpper(c.Thumbprint), sum, der, ts(c.Issued), ts(c.Revoked), int32(c.Reason))
+	if err != nil {
+		return mapError(err, "", fmt.Sprintf("the certificate %s conflicts with one in the database", serial))
+	}
+	if tag.RowsAffected() == 1 {
+		return nil
+	}
+	// Say which rule the certificate broke.
+	var account, serialTaken, sumTaken bool
+	err = t.tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM accounts WHERE id_key = $1),
+		EXISTS (SELECT 1 FROM certificates WHERE serial = $2),
+		EXISTS (SELECT 1 FROM certificates WHERE sha256 = $3)`, key, serial, sum).Scan(&account, &serialTaken, &sumTaken)
+	if err != nil {
+		return mapError(err, "", "")
+	}
+	switch {
+	case !account:
+		return errf(certportal.NotFound, "no user with ID %q", c.AccountID)
+	case serialTaken:
+		return errf(certportal.Conflict, "a certificate with serial %s exists already", serial)
+	case sumTaken:
+		return errf(certportal.Conflict, "a certificate with SHA-256 fingerprint %s exists already", sum)
+	}
+	return errf(certportal.Conflict, "the user %q already has a valid certificate; revoke it first", c.AccountID)
+}
+
+// Certificate returns the certificate with a serial (upper-case hex).
+func (t *tx) Certificate(ctx context.Context, serial string) (*certportal.Certificate, error) {
+	c, err := scanCert(t.tx.QueryRow(ctx, `SELECT `+certCols+` WHERE c.serial = $1`, strings.ToUpper(serial)))
+	if err != nil {
+		return nil, mapError(err, fmt.Sprintf("no certificate with serial %s", serial), "")
+	}
+	return c, nil
+}
+
+// CertificateBySHA256 returns the certificate whose DER has that SHA-256.
+// This is the lookup of every request made with a client certificate.
+func (t *tx) CertificateBySHA256(ctx context.Context, fingerprint string) (*certportal.Certificate, error) {
+	c, err := scanCert(t.tx.QueryRow(ctx, `SELECT `+certCols+` WHERE c.sha256 = $1`, strings.ToUpper(fingerprint)))
+	if err != nil {
+		return nil, mapError(err, "the certificate is not one this portal issued", "")
+	}
+	return c, nil
+}
+
+// ListCertificates returns the certificates f selects, oldest first.
+func (t *tx) ListCertificates(ctx context.Context, f certportal.CertFilter) ([]certportal.Certificate, error) {
+	q, args := `SELECT `+certCols+` WHERE true`, []any{}
+	if f.AccountID != "" {
+		q += ` AND c.account = $1`
+		args = append(args, certportal.IDKey(f.AccountID))
+	}
+	if f.Unrevoked {
+		q += ` AND c.revoked IS NULL`
+	}
+	q += ` ORDER BY c.issued, c.serial`
+	rows, err := t.tx.Query(ctx, q, args...)
+	if err != nil {
+		return nil, mapError(err, "", "")
+	}
+	defer rows.Close()
+	var out []certportal.Certificate
+	for rows.Next() {
+		c, err := scanCert(rows)
+		if err != nil {
+			return nil, mapError(err, "", "")
+		}
+		out = append(out, *c)
+	}
+	return out, mapError(rows.Err(), "", "")
+}
+
+// RevokeCertificate marks a certificate revoked at a time, for a reason.
+// NotFound for an unknown serial, Conflict for a revoked certificate.
+func (t *tx) RevokeCertificate(ctx context.Context, serial string, at time.Time, reason certportal.RevocationReason) error {
+	serial = strings.ToUpper(serial)
+	if at.IsZero() {
+		return errf(certportal.Invalid, "a revocation needs a time")
+	}
+	tag, err := t.tx.Exec(ctx, `UPDATE certificates SET revoked = $1, reason = $2 WHERE serial = $3 AND revoked IS NULL`,
+		at, int32(reason), serial)
+	if err != nil {
+		return mapError(err, "", "")
+	}
+	if tag.RowsAffected() == 1 {
+		return nil
+	}
+	var one int
+	if err := t.tx.QueryRow(ctx, `SELECT 1 FROM certificates WHERE serial = $1`, serial).Scan(&one); err != nil {
+		return mapError(err, fmt.Sprintf("no certificate with serial %s", serial), "")
+	}
+	return errf(certportal.Conflict, "the certificate with serial %s is revoked already", serial)
+}
+
+// Revocations lists the revoked certificates of issuer whose notAfter is
+// not before expiredBefore, in serial order, for a CRL.
+func (t *tx) Revocations(ctx context.Context, issuer string, expiredBefore time.Time) ([]certportal.Revocation, error) {
+	rows, err := t.tx.Query(ctx, `SELECT serial, revoked, reason FROM certificates
+		WHERE issuer = $1 AND revoked IS NOT NULL AND not_after >= $2 ORDER BY serial`,
+		issuer, expiredBefore)
+	if err != nil {
+		return nil, mapError(err, "", "")
+	}
+	defer rows.Close()
+	var out []certportal.Revocation
+	for rows.Next() {
+		var r certportal.Revocation
+		var at *time.Time
+		var reason int32
+		if err := rows.Scan(&r.Serial, &at, &reason); err != nil {
+			return nil, mapError(err, "", "")
+		}
+		r.Time, r.Reason = fromTS(at), certportal.RevocationReason(reason)
+		out = append(out, r)
+	}
+	return out, mapError(rows.Err(), "", "")
+}
