@@ -58,13 +58,14 @@ func fill(b *testing.B, db *DB, n int) []string {
 
 // Figures (go test -run XXX -bench . -benchtime=2s -benchmem ./postgres/,
 // 2-core AMD EPYC VM shared with other builds, Go 1.26, PostgreSQL 15 on
-// the same machine over TCP 127.0.0.1, fsync on), 2026-11-25; the sqlite
-// figures of the same machine (sqlite/bench_test.go) next to them:
+// the same machine over TCP 127.0.0.1, fsync on), 2026-11-25, load
+// average about 2.5; the sqlite figures of the same machine
+// (sqlite/bench_test.go) next to them:
 //
-//	                                      postgres          sqlite
-//	BenchmarkCertificateBySHA256/serial     see the report    15.6 µs/op
-//	BenchmarkCertificateBySHA256/parallel   see the report    13.5 µs/op
-//	BenchmarkUpdateIssue                    see the report     520 µs/op
+//	                                        postgres                 sqlite
+//	BenchmarkCertificateBySHA256/serial-2     152 µs/op  2.3 KB  39 allocs   15.6 µs/op
+//	BenchmarkCertificateBySHA256/parallel-2   121 µs/op                      13.5 µs/op
+//	BenchmarkUpdateIssue-2                   1.08 ms/op  9.2 KB 134 allocs    520 µs/op
 //
 // A View is three round trips (BEGIN, the query, COMMIT); an issuing
 // Update is seven (BEGIN, lock, list, revoke, insert, two for the audit
