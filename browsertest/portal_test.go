@@ -96,6 +96,7 @@ type certRecord struct {
 	User       string `json:"user"`
 	Status     string `json:"status"`
 	Thumbprint string `json:"thumbprint"`
+	SHA256     string `json:"sha256"`
 }
 
 // certs lists the portal's certificates of alice.

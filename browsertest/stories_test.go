@@ -129,6 +129,15 @@ func TestCertificateSignsIn(t *testing.T) {
 	cert := p.validCert(t)
 	tb.expect("Welcome, alice", "signed in with your certificate", cert.Serial, cert.Thumbprint)
 	tb.shot("home-certificate")
+
+	// The browser's own certificate manager lists the certificate under
+	// "Your certificates" (by its SHA-256, in lower case): where a user
+	// looks for it to check, delete or (on Windows and macOS) export it.
+	texts := strings.Join(tb.certificateManager(userID), "\n")
+	if !strings.Contains(texts, "\nalice\n") || !strings.Contains(texts, strings.ToLower(cert.SHA256)[:16]) {
+		t.Errorf("Chromium's certificate manager does not list alice's certificate %s:\n%s", cert.SHA256, texts)
+	}
+	tb.shot("browser-certificates")
 }
 
 // Story 3: once alice has a certificate, ID and password are refused with
