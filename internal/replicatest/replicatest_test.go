@@ -1,0 +1,368 @@
+// Package replicatest runs several `certportal serve` processes on one
+// PostgreSQL database and one data directory, as replicas behind a layer-4
+// load balancer, and checks that they act as one portal (SPEC.md "Scale",
+// issue 6): what one replica writes, the others see at the next request.
+package replicatest
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"golang.org/x/crypto/ocsp"
+	"software.sslmate.com/src/go-pkcs12"
+)
+
+// binary is certportal, built once from cmd/certportal.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "certportal-replicatest-")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "certportal")
+	if out, err := exec.Command("go", "build", "-o", binary, "github.com/certportal/certportal/cmd/certportal").CombinedOutput(); err != nil {
+		panic("go build: " + err.Error() + "\n" + string(out))
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// dsnEnv names the PostgreSQL server; scripts/test and CI always set it.
+const dsnEnv = "CERTPORTAL_TEST_POSTGRES_DSN"
+
+// freshDatabase creates an empty database on the test server and returns
+// its URL; it is dropped when the test ends (after the replicas stopped).
+func freshDatabase(t *testing.T) string {
+	t.Helper()
+	server := os.Getenv(dsnEnv)
+	if server == "" {
+		t.Fatalf("%s is not set: replicas are tested on a real PostgreSQL server "+
+			"(scripts/test starts one and sets it; by hand: %s=postgres://postgres@127.0.0.1:5432/test?sslmode=disable)",
+			dsnEnv, dsnEnv)
+	}
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, server)
+	if err != nil {
+		t.Fatalf("connecting to %s (%s): %v", dsnEnv, server, err)
+	}
+	defer conn.Close(ctx)
+	b := make([]byte, 6)
+	rand.Read(b)
+	name := "certportal_test_" + hex.EncodeToString(b)
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatalf("CREATE DATABASE %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		c, err := pgx.Connect(ctx, server)
+		if err != nil {
+			t.Errorf("dropping %s: %v", name, err)
+			return
+		}
+		defer c.Close(ctx)
+		if _, err := c.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+			t.Errorf("DROP DATABASE %s: %v", name, err)
+		}
+	})
+	u, err := url.Parse(server)
+	if err != nil {
+		t.Fatalf("%s is not a URL: %v", dsnEnv, err)
+	}
+	u.Path = "/" + name
+	return u.String()
+}
+
+// run runs the binary with args (stdin as given) and fails the test unless
+// it succeeds; it returns standard output.
+func run(t *testing.T, stdin string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("certportal %s: %v\nstdout: %s\nstderr: %s", strings.Join(args, " "), err, o.String(), e.String())
+	}
+	return o.String()
+}
+
+// replica is one running `certportal serve`.
+type replica struct {
+	name  string
+	base  string // https://127.0.0.1:port
+	plain string // http://127.0.0.1:port, for /ca, /crl and /ocsp
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// startReplica runs `certportal serve` on data (whose config names the
+// PostgreSQL database) on free ports until the test ends.
+func startReplica(t *testing.T, name, data string) *replica {
+	t.Helper()
+	addr, plain := freeAddr(t), freeAddr(t)
+	cmd := exec.Command(binary, "serve", "--data", data, "--listen", addr, "--http-listen", plain)
+	var logs bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(os.Interrupt)
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("replica %s did not stop cleanly on SIGINT: %v\n%s", name, err, logs.String())
+			}
+		case <-time.After(15 * time.Second):
+			cmd.Process.Kill()
+			t.Errorf("replica %s did not stop within 15s of SIGINT", name)
+		}
+		if t.Failed() {
+			t.Logf("log of replica %s:\n%s", name, logs.String())
+		}
+	})
+	for range 150 {
+		if resp, err := http.Get("http://" + plain + "/ca/root.crt"); err == nil {
+			resp.Body.Close()
+			return &replica{name: name, base: "https://" + addr, plain: "http://" + plain}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("replica %s did not start:\n%s", name, logs.String())
+	return nil
+}
+
+// readCert reads a PEM certificate of the data dir's CA.
+func readCert(t *testing.T, path string) *x509.Certificate {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blk, _ := pem.Decode(b)
+	if blk == nil {
+		t.Fatalf("%s holds no PEM certificate", path)
+	}
+	c, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// client is an HTTPS client that trusts the portal's root, presents cert
+// (if any), keeps no cookies and does not follow redirects, so each
+// request says exactly what it carries.
+func client(t *testing.T, data string, cert *tls.Certificate) *http.Client {
+	t.Helper()
+	roots := x509.NewCertPool()
+	roots.AddCert(readCert(t, filepath.Join(data, "ca", "root.crt")))
+	cfg := &tls.Config{RootCAs: roots}
+	if cert != nil {
+		cfg.Certificates = []tls.Certificate{*cert}
+	}
+	return &http.Client{
+		Timeout:       30 * time.Second,
+		Transport:     &http.Transport{TLSClientConfig: cfg, DisableKeepAlives: true},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// login posts the sign-in form and returns the response status and the
+// session cookie it set (nil if none).
+func login(t *testing.T, c *http.Client, r *replica, id, password string) (int, *http.Cookie) {
+	t.Helper()
+	resp, err := c.PostForm(r.base+"/login", url.Values{"id": {id}, "password": {password}})
+	if err != nil {
+		t.Fatalf("POST /login on %s: %v", r.name, err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	for _, ck := range resp.Cookies() {
+		if strings.HasPrefix(ck.Name, "__Host-") && ck.Value != "" {
+			return resp.StatusCode, ck
+		}
+	}
+	return resp.StatusCode, nil
+}
+
+// whoami asks r's /api/whoami with an optional session cookie and returns
+// the status and the JSON fields.
+func whoami(t *testing.T, c *http.Client, r *replica, session *http.Cookie) (int, map[string]string) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", r.base+"/api/whoami", nil)
+	if session != nil {
+		req.AddCookie(session)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("GET /api/whoami on %s: %v", r.name, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	var m map[string]string
+	if err := json.Unmarshal(body, &m); err != nil {
+		t.Fatalf("GET /api/whoami on %s: %s, not JSON: %q", r.name, resp.Status, body)
+	}
+	return resp.StatusCode, m
+}
+
+// ocspStatus asks r's OCSP responder (no nonce: the cacheable form) for
+// the status of cert.
+func ocspStatus(t *testing.T, r *replica, cert, issuer *x509.Certificate) int {
+	t.Helper()
+	der, err := ocsp.CreateRequest(cert, issuer, &ocsp.RequestOptions{Hash: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Post(r.plain+"/ocsp", "application/ocsp-request", bytes.NewReader(der))
+	if err != nil {
+		t.Fatalf("OCSP on %s: %v", r.name, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("OCSP on %s: %s", r.name, resp.Status)
+	}
+	// Parsed without the issuer: x/crypto/ocsp would check the embedded
+	// responder certificate (the issuing CA itself) against the issuer's
+	// key, which only a self-signed responder passes. The response's own
+	// signature is checked against the issuing CA here instead.
+	or, err := ocsp.ParseResponseForCert(body, cert, nil)
+	if err != nil {
+		t.Fatalf("OCSP response of %s: %v", r.name, err)
+	}
+	if err := or.CheckSignatureFrom(issuer); err != nil {
+		t.Fatalf("OCSP response of %s is not signed by the issuing CA: %v", r.name, err)
+	}
+	return or.Status
+}
+
+var ocspNames = map[int]string{ocsp.Good: "good", ocsp.Revoked: "revoked", ocsp.Unknown: "unknown"}
+
+// TestReplicasActAsOnePortal starts two replicas, A and B, on one
+// PostgreSQL database and one data directory, and checks what a user
+// behind a load balancer relies on: a session made on A works on B, a
+// certificate issued on A signs in on B, a revocation by the CLI is seen by
+// B at its next request (whoami refuses, OCSP says revoked, even after B
+// answered good for it), and a lockout counted on A holds on B.
+func TestReplicasActAsOnePortal(t *testing.T) {
+	dsn := freshDatabase(t)
+	data := filepath.Join(t.TempDir(), "data")
+	run(t, "", "init", "--data", data, "--db", dsn)
+	const alicePW, bobPW = "alice's account pw", "bob's account pw!"
+	run(t, alicePW+"\n", "user", "add", "--data", data, "--id", "alice", "--email", "alice@example.com", "--password-file", "-")
+	run(t, bobPW+"\n", "user", "add", "--data", data, "--id", "bob", "--email", "bob@example.com", "--password-file", "-")
+	a := startReplica(t, "A", data)
+	b := startReplica(t, "B", data)
+	plain := client(t, data, nil)
+
+	// A session made on A works on B, and ends on B when it ends on A.
+	status, session := login(t, plain, a, "alice", alicePW)
+	if status != http.StatusSeeOther || session == nil {
+		t.Fatalf("login on A: status %d, session cookie %v; want 303 and a session", status, session)
+	}
+	if code, m := whoami(t, plain, b, session); code != http.StatusOK || m["id"] != "alice" || m["method"] != "password" {
+		t.Fatalf("whoami on B with A's session: %d %v, want 200 alice/password", code, m)
+	}
+
+	// A certificate issued on A signs in on B.
+	const p12pw = "carry it over safely"
+	req, _ := http.NewRequest("POST", a.base+"/certificate",
+		strings.NewReader(url.Values{"p12_password": {p12pw}, "p12_password_confirm": {p12pw}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.AddCookie(session)
+	resp, err := plain.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p12, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "application/x-pkcs12" {
+		t.Fatalf("POST /certificate on A: %s %s", resp.Status, resp.Header.Get("Content-Type"))
+	}
+	key, leaf, _, err := pkcs12.DecodeChain(p12, p12pw)
+	if err != nil {
+		t.Fatalf("the .p12 from A: %v", err)
+	}
+	withCert := client(t, data, &tls.Certificate{Certificate: [][]byte{leaf.Raw}, PrivateKey: key, Leaf: leaf})
+	serial := strings.ToUpper(leaf.SerialNumber.Text(16))
+	if len(serial)%2 == 1 {
+		serial = "0" + serial
+	}
+	code, m := whoami(t, withCert, b, nil)
+	if code != http.StatusOK || m["id"] != "alice" || m["method"] != "certificate" || m["serial"] != serial {
+		t.Fatalf("whoami on B with the certificate from A: %d %v, want 200 alice/certificate/%s", code, m, serial)
+	}
+	issuing := readCert(t, filepath.Join(data, "ca", "issuing.crt"))
+	for _, r := range []*replica{a, b} {
+		if st := ocspStatus(t, r, leaf, issuing); st != ocsp.Good {
+			t.Errorf("OCSP on %s before the revocation: %s, want good", r.name, ocspNames[st])
+		}
+	}
+
+	// Revoked by the CLI (a third process): B refuses at its next request,
+	// and B's OCSP, which just said good, says revoked.
+	run(t, "", "cert", "revoke", "--data", data, "--serial", serial, "--reason", "keyCompromise")
+	if code, m := whoami(t, withCert, b, nil); code != http.StatusForbidden || m["error"] != "revoked" {
+		t.Errorf("whoami on B after the revocation: %d %v, want 403 revoked", code, m)
+	}
+	for _, r := range []*replica{b, a} {
+		if st := ocspStatus(t, r, leaf, issuing); st != ocsp.Revoked {
+			t.Errorf("OCSP on %s after the revocation: %s, want revoked", r.name, ocspNames[st])
+		}
+	}
+
+	// A lockout counted on A holds on B: bob's right password works on B
+	// before, and not after five wrong ones on A.
+	if status, _ := login(t, plain, b, "bob", bobPW); status != http.StatusSeeOther {
+		t.Fatalf("bob's first login on B: %d, want 303", status)
+	}
+	for i := range 5 {
+		if status, _ := login(t, plain, a, "bob", fmt.Sprintf("wrong password %d", i)); status != http.StatusUnauthorized {
+			t.Fatalf("wrong password %d on A: %d, want 401", i, status)
+		}
+	}
+	if status, ck := login(t, plain, b, "bob", bobPW); status != http.StatusUnauthorized || ck != nil {
+		t.Errorf("bob's right password on B after the lockout on A: %d (session %v), want 401 and no session", status, ck)
+	}
+	// The administrator lifts it once, for every replica.
+	run(t, "", "user", "unlock", "--data", data, "--id", "bob")
+	if status, _ := login(t, plain, a, "bob", bobPW); status != http.StatusSeeOther {
+		t.Errorf("bob's login on A after unlock: %d, want 303", status)
+	}
+
+	// The audit log the replicas and the CLI wrote together is one chain.
+	if out := run(t, "", "audit", "--data", data, "--verify"); !strings.Contains(out, "intact") {
+		t.Errorf("audit --verify: %s", out)
+	}
+}
