@@ -395,6 +395,7 @@ func mapError(err error, notFound, conflict string) error {
 	}
 	e := &certportal.Error{Code: certportal.Internal, Op: op, Err: err, Message: "the database failed unexpectedly"}
 	var pe *pgconn.PgError
+	var connErr *pgconn.ConnectError
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		e.Code, e.Message = certportal.NotFound, notFound
@@ -408,6 +409,11 @@ func mapError(err error, notFound, conflict string) error {
 		if conflict == "" {
 			e.Message = "the change was rolled back because a step of it failed"
 		}
+	case errors.As(err, &connErr) && !(errors.As(err, &pe) && (strings.HasPrefix(pe.Code, "28") || pe.Code == sqlNoDatabase)):
+		// The server could not be reached, or refused a new session
+		// for a passing reason (starting up, shutting down, too many
+		// connections, connections to the database switched off).
+		e.Code, e.Message = certportal.Unavailable, "the database is not reachable; check that PostgreSQL is running"
 	case errors.As(err, &pe):
 		mapPgError(e, pe, conflict)
 	default:

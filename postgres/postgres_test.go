@@ -331,3 +331,48 @@ func TestViewRefusesWrites(t *testing.T) {
 		t.Errorf("message %q, want one that says the transaction is read-only", msg)
 	}
 }
+
+// TestUnavailableWhileDatabaseRefuses switches connections to the store's
+// database off and ends its sessions, as a server restart does: Ping,
+// View and Update say Unavailable (web answers 503), and all work again,
+// without reopening, when connections are allowed back.
+func TestUnavailableWhileDatabaseRefuses(t *testing.T) {
+	db, dsn := openFresh(t)
+	ctx := context.Background()
+	name := strings.TrimPrefix(mustParse(t, dsn).Path, "/")
+	c := admin(t, serverDSN(t))
+	set := func(allow bool) {
+		t.Helper()
+		if _, err := c.Exec(ctx, fmt.Sprintf("ALTER DATABASE %s ALLOW_CONNECTIONS %t", name, allow)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set(false)
+	t.Cleanup(func() { c.Exec(ctx, fmt.Sprintf("ALTER DATABASE %s ALLOW_CONNECTIONS true", name)) })
+	if _, err := c.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1`, name); err != nil {
+		t.Fatal(err)
+	}
+	ops := map[string]func() error{
+		"Ping": func() error { return db.Ping(ctx) },
+		"View": func() error {
+			return db.View(ctx, func(tx certportal.Tx) error { _, err := tx.ListAccounts(ctx); return err })
+		},
+		"Update": func() error {
+			return db.Update(ctx, func(tx certportal.Tx) error { _, err := tx.NextCRLNumber(ctx, "SOP-ICA1"); return err })
+		},
+	}
+	for what, op := range ops {
+		err := op()
+		if certportal.ErrorCodeOf(err) != certportal.Unavailable {
+			t.Errorf("%s while the database refuses connections: %v, want Unavailable", what, err)
+		} else if msg := certportal.ErrorMessage(err); !strings.Contains(msg, "not reachable") {
+			t.Errorf("%s: message %q", what, msg)
+		}
+	}
+	set(true)
+	for what, op := range ops {
+		if err := op(); err != nil {
+			t.Errorf("%s after connections are allowed again: %v", what, err)
+		}
+	}
+}
