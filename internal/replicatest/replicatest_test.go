@@ -366,3 +366,92 @@ func TestReplicasActAsOnePortal(t *testing.T) {
 		t.Errorf("audit --verify: %s", out)
 	}
 }
+
+// get fetches url with c and returns the status.
+func get(t *testing.T, c *http.Client, u string) int {
+	t.Helper()
+	resp, err := c.Get(u)
+	if err != nil {
+		t.Fatalf("GET %s: %v", u, err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// TestReplicaRidesOutDatabaseOutage takes the database away from a running
+// replica and gives it back: /healthz says so (503), a sign-in gets a clear
+// 503, and the replica recovers by itself when the database is back.
+//
+// The outage is made on the test database alone, so other tests on the
+// same server go on: new connections to it are switched off (ALTER
+// DATABASE ... ALLOW_CONNECTIONS false) and its sessions ended, which is
+// what a replica sees while PostgreSQL restarts.
+func TestReplicaRidesOutDatabaseOutage(t *testing.T) {
+	dsn := freshDatabase(t)
+	name := strings.TrimPrefix(mustURL(t, dsn).Path, "/")
+	data := filepath.Join(t.TempDir(), "data")
+	run(t, "", "init", "--data", data, "--db", dsn)
+	const pw = "carol's account pw"
+	run(t, pw+"\n", "user", "add", "--data", data, "--id", "carol", "--email", "carol@example.com", "--password-file", "-")
+	a := startReplica(t, "A", data)
+	c := client(t, data, nil)
+	if code := get(t, c, a.base+"/healthz"); code != http.StatusOK {
+		t.Fatalf("/healthz before the outage: %d, want 200", code)
+	}
+
+	ctx := context.Background()
+	admin, err := pgx.Connect(ctx, os.Getenv(dsnEnv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	setAllow := func(allow bool) {
+		t.Helper()
+		if _, err := admin.Exec(ctx, fmt.Sprintf("ALTER DATABASE %s ALLOW_CONNECTIONS %t", name, allow)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setAllow(false)
+	t.Cleanup(func() { admin.Exec(ctx, fmt.Sprintf("ALTER DATABASE %s ALLOW_CONNECTIONS true", name)) })
+	if _, err := admin.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1`, name); err != nil {
+		t.Fatal(err)
+	}
+
+	if code := get(t, c, a.base+"/healthz"); code != http.StatusServiceUnavailable {
+		t.Errorf("/healthz during the outage: %d, want 503", code)
+	}
+	resp, err := c.PostForm(a.base+"/login", url.Values{"id": {"carol"}, "password": {pw}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("POST /login during the outage: %s, want 503", resp.Status)
+	}
+	if strings.Contains(string(body), "SQLSTATE") || strings.Contains(string(body), name) {
+		t.Errorf("the 503 page shows database internals:\n%s", body)
+	}
+
+	setAllow(true)
+	deadline := time.Now().Add(20 * time.Second)
+	for get(t, c, a.base+"/healthz") != http.StatusOK {
+		if time.Now().After(deadline) {
+			t.Fatal("/healthz does not recover within 20s of the database coming back")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if status, ck := login(t, c, a, "carol", pw); status != http.StatusSeeOther || ck == nil {
+		t.Errorf("login after the outage: %d (session %v), want 303 and a session", status, ck)
+	}
+}
+
+func mustURL(t *testing.T, s string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
