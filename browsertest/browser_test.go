@@ -282,6 +282,10 @@ func (tb *tab) download(name string) string {
 		if fi, err := os.Stat(file); err == nil && fi.Size() > 0 {
 			return file
 		}
+		// A refused request answers with a page instead of the file.
+		if tb.path() == "/certificate" {
+			tb.t.Fatalf("the portal answered with a page instead of %s: %q\n%s", name, tb.text("main h1"), tb.text("main"))
+		}
 	}
 	entries, _ := os.ReadDir(tb.downloads)
 	var names []string
