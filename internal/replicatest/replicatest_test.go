@@ -455,3 +455,95 @@ func mustURL(t *testing.T, s string) *url.URL {
 	}
 	return u
 }
+
+// TestConcurrentIssuanceAcrossProcesses issues 200 certificates for 50
+// accounts from 200 `certportal cert issue` processes, 20 at a time, each
+// with its own connection pool (as many replicas as processes), while two
+// serve replicas run on the same database: 200 distinct serials, exactly
+// one valid certificate per account, every issued certificate recorded,
+// and one unbroken audit chain.
+func TestConcurrentIssuanceAcrossProcesses(t *testing.T) {
+	const accounts, issues, parallel = 50, 200, 20
+	dsn := freshDatabase(t)
+	data := filepath.Join(t.TempDir(), "data")
+	run(t, "", "init", "--data", data, "--db", dsn)
+	for i := range accounts {
+		run(t, "", "user", "add", "--data", data, "--id", fmt.Sprintf("u%02d", i), "--email", fmt.Sprintf("u%02d@example.com", i))
+	}
+	startReplica(t, "A", data)
+	startReplica(t, "B", data)
+	pw := filepath.Join(t.TempDir(), "p12pw")
+	if err := os.WriteFile(pw, []byte("a long p12 password\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	type result struct {
+		serial string
+		err    error
+	}
+	results := make(chan result, issues)
+	sem := make(chan struct{}, parallel)
+	for i := range issues {
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem }()
+			cmd := exec.Command(binary, "cert", "issue", "--data", data, "--id", fmt.Sprintf("u%02d", i%accounts),
+				"--out", filepath.Join(out, fmt.Sprintf("%d.p12", i)), "--password-file", pw, "--json")
+			var o, e bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &o, &e
+			if err := cmd.Run(); err != nil {
+				results <- result{err: fmt.Errorf("issue %d: %v: %s", i, err, e.String())}
+				return
+			}
+			var c struct{ Serial string }
+			if err := json.Unmarshal(o.Bytes(), &c); err != nil || c.Serial == "" {
+				results <- result{err: fmt.Errorf("issue %d printed %q", i, o.String())}
+				return
+			}
+			results <- result{serial: c.Serial}
+		}()
+	}
+	issued := map[string]bool{}
+	for range issues {
+		r := <-results
+		if r.err != nil {
+			t.Error(r.err)
+			continue
+		}
+		if issued[r.serial] {
+			t.Errorf("serial %s issued twice", r.serial)
+		}
+		issued[r.serial] = true
+	}
+	if len(issued) != issues {
+		t.Fatalf("%d distinct serials from %d issuances", len(issued), issues)
+	}
+	var certs []struct{ Serial, User, Status string }
+	if err := json.Unmarshal([]byte(run(t, "", "cert", "list", "--data", data, "--json")), &certs); err != nil {
+		t.Fatal(err)
+	}
+	if len(certs) != issues {
+		t.Errorf("cert list shows %d certificates, want %d", len(certs), issues)
+	}
+	valid := map[string]int{}
+	for _, c := range certs {
+		if !issued[c.Serial] {
+			t.Errorf("certificate %s is recorded but no process reported it", c.Serial)
+		}
+		delete(issued, c.Serial)
+		if c.Status == "valid" {
+			valid[c.User]++
+		}
+	}
+	for s := range issued {
+		t.Errorf("certificate %s was handed out but is not recorded", s)
+	}
+	for i := range accounts {
+		if id := fmt.Sprintf("u%02d", i); valid[id] != 1 {
+			t.Errorf("%s has %d valid certificates, want 1", id, valid[id])
+		}
+	}
+	if out := run(t, "", "audit", "--data", data, "--verify"); !strings.Contains(out, "intact") {
+		t.Errorf("audit --verify: %s", out)
+	}
+}
