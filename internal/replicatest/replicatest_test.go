@@ -457,13 +457,14 @@ func mustURL(t *testing.T, s string) *url.URL {
 }
 
 // TestConcurrentIssuanceAcrossProcesses issues 200 certificates for 50
-// accounts from 200 `certportal cert issue` processes, 20 at a time, each
+// accounts from 200 `certportal cert issue` processes, 10 at a time (PostgreSQL
+// allows 100 connections by default, shared with the other tests), each
 // with its own connection pool (as many replicas as processes), while two
 // serve replicas run on the same database: 200 distinct serials, exactly
 // one valid certificate per account, every issued certificate recorded,
 // and one unbroken audit chain.
 func TestConcurrentIssuanceAcrossProcesses(t *testing.T) {
-	const accounts, issues, parallel = 50, 200, 20
+	const accounts, issues, parallel = 50, 200, 10
 	dsn := freshDatabase(t)
 	data := filepath.Join(t.TempDir(), "data")
 	run(t, "", "init", "--data", data, "--db", dsn)
