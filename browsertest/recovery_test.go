@@ -64,7 +64,7 @@ func TestRevokedCertificateRecovery(t *testing.T) {
 	}
 	tb.expect("Welcome, alice", "ID and password", "You have no valid certificate", "Get a certificate")
 
-	file := getCertificate(tb, "")
+	file := getCertificate(tb, "get-new-certificate")
 	cur := p.validCert(t)
 	if cur.Serial == old.Serial {
 		t.Fatalf("the certificate after recovery is the revoked one (%s)", old.Serial)
