@@ -13,7 +13,10 @@ type Store interface {
 	// Update runs fn in a read-write transaction and commits if fn returns
 	// nil. Concurrent Updates that touch the same account are serialised
 	// (Tx.LockAccount), so rules such as "one valid certificate per
-	// account" hold across goroutines and processes.
+	// account" hold across goroutines and processes. fn may run more than
+	// once (postgres re-runs it after a serialization failure or a
+	// deadlock), so it must not act outside the Tx in a way that would be
+	// harmful to repeat before its last statement.
 	Update(ctx context.Context, fn func(Tx) error) error
 	// View runs fn in a read-only transaction.
 	View(ctx context.Context, fn func(Tx) error) error

@@ -135,7 +135,10 @@ func (s *Service) resetPassword(ctx context.Context, a Actor, id, ticketID, why 
 			return err
 		}
 		// Last step before the commit: the mail. If it fails, the
-		// transaction rolls back and the user keeps the old state.
+		// transaction rolls back and the user keeps the old state. Every
+		// lock this transaction needs is held by now (account, audit
+		// head), so a retry of fn after the mail went out cannot come from
+		// a deadlock; only the commit remains.
 		m := mail.TemporaryPassword(acc.Email, acc.ID, temp, s.Config.PortalURL, expires)
 		if err := s.Mailer.Send(ctx, m); err != nil {
 			s.Log.Warn("temporary password mail failed", "account", acc.ID, "err", err)
