@@ -251,7 +251,16 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error, links .
 	msg := certportal.ErrorMessage(err)
 	title := http.StatusText(code)
 	switch code {
+	case http.StatusBadRequest:
+		title = "Please check what you entered"
+	case http.StatusUnauthorized:
+		title = "Sign-in failed"
+	case http.StatusForbidden:
+		title = "Not allowed"
+	case http.StatusTooManyRequests:
+		title = "Too many attempts"
 	case http.StatusRequestEntityTooLarge:
+		title = "Please check what you entered"
 		msg = "The form you sent is too large. Go back and try again."
 	case http.StatusServiceUnavailable:
 		title = "Please try again later"

@@ -118,7 +118,9 @@ func (s *Server) certRefused(w http.ResponseWriter, r *http.Request, err error) 
 	case "cancelled":
 		d.Title = "This account has been cancelled"
 		d.Message = "The account of the certificate your browser presented has been cancelled, so it can no longer sign in. You can remove its certificates from this computer."
-		d.Links = []link{{"/about/certificate", "How to remove the certificates"}, recoverLink}
+		// Recovery cannot help a cancelled account; removing the
+		// certificates is what is left to do.
+		d.Links = []link{{"/about/certificate", "How to remove the certificates"}}
 	default:
 		d.Title = "This certificate cannot sign in"
 		d.Message = "The certificate your browser presented was not issued by this portal, or is no longer the current certificate of its account. Choose another certificate when the browser asks (restart the browser to be asked again), or change the sign-in method."
