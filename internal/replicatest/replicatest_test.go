@@ -107,9 +107,22 @@ func run(t *testing.T, stdin string, args ...string) string {
 
 // replica is one running `certportal serve`.
 type replica struct {
-	name  string
-	base  string // https://127.0.0.1:port
-	plain string // http://127.0.0.1:port, for /ca, /crl and /ocsp
+	name   string
+	base   string // https://127.0.0.1:port
+	plain  string // http://127.0.0.1:port, for /ca, /crl and /ocsp
+	cmd    *exec.Cmd
+	killed bool // by kill: the cleanup then expects no clean stop
+}
+
+// kill ends r with SIGKILL, as a crash or the OOM killer would: no
+// shutdown code runs, open transactions are cut off where they are.
+func (r *replica) kill(t *testing.T) {
+	t.Helper()
+	r.killed = true
+	if err := r.cmd.Process.Kill(); err != nil {
+		t.Fatalf("SIGKILL to %s: %v", r.name, err)
+	}
+	r.cmd.Wait()
 }
 
 func freeAddr(t *testing.T) string {
@@ -133,7 +146,14 @@ func startReplica(t *testing.T, name, data string) *replica {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	r := &replica{name: name, base: "https://" + addr, plain: "http://" + plain, cmd: cmd}
 	t.Cleanup(func() {
+		if r.killed {
+			if t.Failed() {
+				t.Logf("log of replica %s (killed):\n%s", name, logs.String())
+			}
+			return
+		}
 		cmd.Process.Signal(os.Interrupt)
 		done := make(chan error, 1)
 		go func() { done <- cmd.Wait() }()
@@ -153,7 +173,7 @@ func startReplica(t *testing.T, name, data string) *replica {
 	for range 150 {
 		if resp, err := http.Get("http://" + plain + "/ca/root.crt"); err == nil {
 			resp.Body.Close()
-			return &replica{name: name, base: "https://" + addr, plain: "http://" + plain}
+			return r
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
