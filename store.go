@@ -88,6 +88,15 @@ type Tx interface {
 	NextCRLNumber(ctx context.Context, issuer string) (int64, error)
 	SaveCRL(ctx context.Context, c *CRL) error
 	LatestCRL(ctx context.Context, issuer string) (*CRL, error)
+
+	// Expiry reminders. ExpiringCertificates lists the unrevoked
+	// certificates whose notAfter is after after and not after before,
+	// soonest first. ClaimReminder records the reminder sent days before a
+	// certificate's expiry and returns false, changing nothing, when it is
+	// recorded already (by this or another replica: a second claim of a
+	// pending one waits for its transaction); NotFound for an unknown serial.
+	ExpiringCertificates(ctx context.Context, after, before time.Time) ([]Certificate, error)
+	ClaimReminder(ctx context.Context, serial string, days int, at time.Time) (bool, error)
 }
 
 // CertFilter selects certificates in ListCertificates.

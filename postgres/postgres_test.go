@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/url"
 	"os"
@@ -14,6 +15,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3"
 
 	"github.com/certportal/certportal"
 	"github.com/certportal/certportal/storetest"
@@ -176,19 +179,29 @@ func TestOpenSchemaStates(t *testing.T) {
 	t.Run("older schema is upgraded", func(t *testing.T) {
 		db, dsn := openFresh(t)
 		known, _ := db.SchemaVersion(ctx)
-		// Pretend the last migration has not run yet: roll it back by hand.
-		c := admin(t, dsn)
-		if _, err := c.Exec(ctx, `DROP TABLE crls, crl_numbers, audit_head, audit, tickets, lockouts, failures, sessions, certificates, accounts`); err != nil {
+		// Pretend the last migration has not run yet: roll it back with its
+		// own Down section (which is tested so too).
+		sub, err := fs.Sub(migrations, "migrations")
+		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := c.Exec(ctx, `DELETE FROM goose_db_version WHERE version_id = $1`, known); err != nil {
+		sqldb := stdlib.OpenDBFromPool(db.pool)
+		p, err := goose.NewProvider(goose.DialectPostgres, sqldb, sub)
+		if err != nil {
 			t.Fatal(err)
+		}
+		if _, err := p.Down(ctx); err != nil {
+			t.Fatalf("rolling back migration %d: %v", known, err)
+		}
+		sqldb.Close()
+		if v, err := db.SchemaVersion(ctx); err != nil || v != known-1 {
+			t.Fatalf("after rolling back: schema %d (%v), want %d", v, err, known-1)
 		}
 		db2 := openAgain(t, dsn)
 		if v, err := db2.SchemaVersion(ctx); err != nil || v != known {
 			t.Errorf("after the upgrade: schema %d (%v), want %d", v, err, known)
 		}
-		err := db2.Update(ctx, func(tx certportal.Tx) error {
+		err = db2.Update(ctx, func(tx certportal.Tx) error {
 			return tx.CreateAccount(ctx, &certportal.Account{ID: "up", Email: "up@example.com",
 				Method: certportal.MethodPassword, Status: certportal.StatusActive})
 		})

@@ -42,6 +42,8 @@ func Run(t *testing.T, open func(t *testing.T) certportal.Store) {
 		{"CRLNumbers", testCRLNumbers},
 		{"CRLs", testCRLs},
 		{"ConcurrentIssue", testConcurrentIssue},
+		{"ExpiringCertificates", testExpiringCertificates},
+		{"ClaimReminder", testClaimReminder},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
