@@ -38,12 +38,8 @@ type Issued struct {
 	P12  []byte
 }
 
-// Issue issues a certificate for an active account and returns it as a
-// PKCS#12 file. In one transaction it revokes the account's previous
-// certificate (superseded), records the new one, sets the sign-in method to
-// certificate, re-signs the CRL if something was revoked, and audits all of
-// it. The key is generated here and dropped once the file is made.
-func (s *Service) Issue(ctx context.Context, a Actor, req IssueRequest) (*Issued, error) {
+// issue is Issue without the report to Events.
+func (s *Service) issue(ctx context.Context, a Actor, req IssueRequest) (*Issued, error) {
 	if len(req.P12Password) < MinP12Password {
 		return nil, certportal.Errorf(certportal.Invalid, "the PKCS#12 password must have at least %d characters", MinP12Password)
 	}
@@ -233,8 +229,8 @@ func (s *Service) CurrentCertificate(ctx context.Context, id string) (*certporta
 // for a daily re-signing, with nextUpdate a week ahead.
 const crlRefresh = 24 * time.Hour
 
-// signCRL signs a new CRL for issuer within tx, with the next CRL number.
-func (s *Service) signCRL(ctx context.Context, tx certportal.Tx, issuer string) (*certportal.CRL, error) {
+// signCRLNow is signCRL without the report to Events.
+func (s *Service) signCRLNow(ctx context.Context, tx certportal.Tx, issuer string) (*certportal.CRL, error) {
 	n, err := tx.NextCRLNumber(ctx, issuer)
 	if err != nil {
 		return nil, err
@@ -296,6 +292,7 @@ func (s *Service) OCSP(ctx context.Context, der []byte) ([]byte, error) {
 		return nil, err
 	}
 	st := ca.OCSPStatus{}
+	s.events().OCSPRequest(req.Nonce == nil)
 	if req.KnownIssuer {
 		err := s.Store.View(ctx, func(tx certportal.Tx) error {
 			c, err := tx.Certificate(ctx, certportal.FormatSerial(req.Serial))

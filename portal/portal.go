@@ -76,6 +76,9 @@ type Service struct {
 	Now    func() time.Time
 	Rand   io.Reader
 	Config Config
+	// Events, when set, hears what the service did (for metrics); nil
+	// reports nothing.
+	Events Events
 }
 
 // New returns a Service with defaults filled in.

@@ -126,11 +126,8 @@ func (s *Service) recordFailure(ctx context.Context, acc *certportal.Account, id
 	return errBadCredentials()
 }
 
-// PasswordSignIn checks ID and password for /login. A correct password of an
-// account that signs in by certificate, of a cancelled account or an expired
-// temporary password is refused with a Forbidden error whose cause is
-// ErrUseCertificate, ErrCancelled or ErrPasswordExpired.
-func (s *Service) PasswordSignIn(ctx context.Context, id, password, remote string) (*certportal.Account, error) {
+// passwordSignIn is PasswordSignIn without the report to Events.
+func (s *Service) passwordSignIn(ctx context.Context, id, password, remote string) (*certportal.Account, error) {
 	acc, err := s.checkPassword(ctx, id, password, remote)
 	if err != nil {
 		return nil, err
@@ -162,12 +159,8 @@ func (s *Service) PasswordSignIn(ctx context.Context, id, password, remote strin
 	return acc, nil
 }
 
-// CertSignIn identifies the account of a presented certificate chain
-// (leaf first). The chain is verified against the CA, then the certificate
-// is looked up by the SHA-256 of its DER, never by its CN, on every call,
-// so a revocation takes effect at once. Refusals are Forbidden errors whose
-// cause is ErrCertRevoked, ErrCertExpired, ErrCertUnknown or ErrCertCancelled.
-func (s *Service) CertSignIn(ctx context.Context, chain []*x509.Certificate) (*certportal.Account, *certportal.Certificate, error) {
+// certSignIn is CertSignIn without the report to Events.
+func (s *Service) certSignIn(ctx context.Context, chain []*x509.Certificate) (*certportal.Account, *certportal.Certificate, error) {
 	leaf, err := s.CA.VerifyClient(chain)
 	if err != nil {
 		if certportal.ErrorMessage(err) == "expired" {
@@ -178,7 +171,8 @@ func (s *Service) CertSignIn(ctx context.Context, chain []*x509.Certificate) (*c
 	return s.lookupCert(ctx, certportal.Fingerprint256(leaf.Raw))
 }
 
-func (s *Service) lookupCert(ctx context.Context, fp string) (*certportal.Account, *certportal.Certificate, error) {
+// lookupCertNow is lookupCert without the report to Events.
+func (s *Service) lookupCertNow(ctx context.Context, fp string) (*certportal.Account, *certportal.Certificate, error) {
 	var acc *certportal.Account
 	var c *certportal.Certificate
 	err := s.Store.View(ctx, func(tx certportal.Tx) error {
@@ -284,6 +278,7 @@ func (s *Service) Session(ctx context.Context, token string) (*certportal.Sessio
 			return nil, nil, err
 		}
 		valid = err == nil && !c.IsRevoked() && now.Before(c.NotAfter)
+		s.events().RevocationCheck("session", valid)
 	}
 	if !valid {
 		_ = s.Store.Update(ctx, func(tx certportal.Tx) error { return tx.DeleteSession(ctx, id) })

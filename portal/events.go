@@ -1,0 +1,129 @@
+package portal
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"time"
+
+	"github.com/certportal/certportal"
+)
+
+// Events hears what the service did, so cmd/certportal can count it (the
+// metrics package turns it into Prometheus metrics) without portal knowing
+// of any metrics library. Methods are called on the request's goroutine and
+// must be quick and safe for concurrent use.
+type Events interface {
+	// Issued reports one issuance: how long the whole of Issue took and
+	// whether it succeeded.
+	Issued(d time.Duration, err error)
+	// SignIn reports one sign-in attempt: method is "password" or
+	// "certificate"; outcome is "ok", "failed" (wrong or unknown
+	// credentials, lockout), a refusal reason such as "revoked",
+	// "expired", "unknown", "cancelled", "use_certificate",
+	// "password_expired", or "error" (the check itself failed).
+	SignIn(method, outcome string)
+	// RevocationCheck reports one lookup of a certificate's status in the
+	// database: source is "signin" or "session"; good says whether the
+	// certificate may still be used.
+	RevocationCheck(source string, good bool)
+	// OCSPRequest reports one parsed OCSP request; cacheable is true for a
+	// request without a nonce, which the CA answers from its cache of
+	// signed responses unless the status changed or the cached one is old.
+	OCSPRequest(cacheable bool)
+	// CRLSigned reports one CRL signed (listing and signing the entries).
+	CRLSigned(issuer string, d time.Duration, err error)
+}
+
+// noEvents is the Events of a Service without one.
+type noEvents struct{}
+
+func (noEvents) Issued(time.Duration, error)            {}
+func (noEvents) SignIn(string, string)                  {}
+func (noEvents) RevocationCheck(string, bool)           {}
+func (noEvents) OCSPRequest(bool)                       {}
+func (noEvents) CRLSigned(string, time.Duration, error) {}
+
+func (s *Service) events() Events {
+	if s.Events == nil {
+		return noEvents{}
+	}
+	return s.Events
+}
+
+// Issue issues a certificate for an active account and returns it as a
+// PKCS#12 file. In one transaction it revokes the account's previous
+// certificate (superseded), records the new one, sets the sign-in method to
+// certificate, re-signs the CRL if something was revoked, and audits all of
+// it. The key is generated here and dropped once the file is made.
+func (s *Service) Issue(ctx context.Context, a Actor, req IssueRequest) (*Issued, error) {
+	start := time.Now()
+	out, err := s.issue(ctx, a, req)
+	s.events().Issued(time.Since(start), err)
+	return out, err
+}
+
+// PasswordSignIn checks ID and password for /login. A correct password of an
+// account that signs in by certificate, of a cancelled account or an expired
+// temporary password is refused with a Forbidden error whose cause is
+// ErrUseCertificate, ErrCancelled or ErrPasswordExpired.
+func (s *Service) PasswordSignIn(ctx context.Context, id, password, remote string) (*certportal.Account, error) {
+	acc, err := s.passwordSignIn(ctx, id, password, remote)
+	s.events().SignIn("password", outcomeOf(err))
+	return acc, err
+}
+
+// CertSignIn identifies the account of a presented certificate chain
+// (leaf first). The chain is verified against the CA, then the certificate
+// is looked up by the SHA-256 of its DER, never by its CN, on every call,
+// so a revocation takes effect at once. Refusals are Forbidden errors whose
+// cause is ErrCertRevoked, ErrCertExpired, ErrCertUnknown or ErrCertCancelled.
+func (s *Service) CertSignIn(ctx context.Context, chain []*x509.Certificate) (*certportal.Account, *certportal.Certificate, error) {
+	acc, c, err := s.certSignIn(ctx, chain)
+	s.events().SignIn("certificate", outcomeOf(err))
+	return acc, c, err
+}
+
+// lookupCert finds the account and record of a certificate by the SHA-256
+// of its DER and checks that it may sign in (not revoked, not expired, the
+// account active): the per-request revocation check.
+func (s *Service) lookupCert(ctx context.Context, fp string) (*certportal.Account, *certportal.Certificate, error) {
+	acc, c, err := s.lookupCertNow(ctx, fp)
+	if err == nil || certportal.ErrorCodeOf(err) == certportal.Forbidden {
+		s.events().RevocationCheck("signin", err == nil)
+	}
+	return acc, c, err
+}
+
+// signCRL signs a new CRL for issuer within tx, with the next CRL number.
+func (s *Service) signCRL(ctx context.Context, tx certportal.Tx, issuer string) (*certportal.CRL, error) {
+	start := time.Now()
+	c, err := s.signCRLNow(ctx, tx, issuer)
+	s.events().CRLSigned(issuer, time.Since(start), err)
+	return c, err
+}
+
+// outcomeOf names the outcome of a sign-in for SignIn.
+func outcomeOf(err error) string {
+	reasons := []struct {
+		err  error
+		name string
+	}{
+		{ErrCertRevoked, "revoked"}, {ErrCertExpired, "expired"}, {ErrCertUnknown, "unknown"},
+		{ErrCertCancelled, "cancelled"}, {ErrCancelled, "cancelled"},
+		{ErrUseCertificate, "use_certificate"}, {ErrPasswordExpired, "password_expired"},
+	}
+	if err == nil {
+		return "ok"
+	}
+	for _, r := range reasons {
+		if errors.Is(err, r.err) {
+			return r.name
+		}
+	}
+	switch certportal.ErrorCodeOf(err) {
+	case certportal.Unauthorized, certportal.Locked:
+		return "failed"
+	}
+	return "error"
+}
