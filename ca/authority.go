@@ -21,13 +21,19 @@ import (
 )
 
 // Authority is a loaded CA: the certificates of the hierarchy and the keys
-// of the root (for the root CRL) and the issuing CA (for user certificates,
-// the issuing CRL and OCSP). It is safe for concurrent use once loaded; set
-// URL, Now and Rand before sharing it.
+// of the root (for the root CRL), the issuing CAs (for user certificates,
+// their CRLs and OCSP) and, when present, the TLS intermediate (to renew
+// the portal's server certificate). It is safe for concurrent use once
+// loaded; set URL, Now and Rand before sharing it.
 type Authority struct {
-	// Root, Issuing and TLSCA are the CA certificates (root.crt,
-	// issuing.crt, tls-ca.crt).
+	// Root and TLSCA are the root and the TLS intermediate (root.crt,
+	// tls-ca.crt). Issuing is the current issuing CA, the newest one:
+	// user certificates come from it.
 	Root, Issuing, TLSCA *x509.Certificate
+	// Issuers are all the issuing CAs, oldest first (issuing.crt, then
+	// issuing-2.crt, issuing-3.crt, ... that Rollover wrote); the last is
+	// Issuing. The older ones keep signing their CRLs and OCSP answers.
+	Issuers []*x509.Certificate
 	// URL is the plain-HTTP base URL written into user certificates.
 	URL string
 	// Now is the clock; nil means time.Now.
@@ -35,10 +41,12 @@ type Authority struct {
 	// Rand is the source of randomness; nil means crypto/rand.Reader.
 	Rand io.Reader
 
-	dir        string
-	rootKey    crypto.Signer
-	issuingKey crypto.Signer
-	issuerIDs  issuerHashes
+	dir     string
+	rootKey crypto.Signer
+	// issuers holds the key and OCSP CertID hashes of each issuing CA,
+	// in the order of Issuers; tlsKey is nil when tls-ca.key is absent.
+	issuers []*issuerCA
+	tlsKey  crypto.Signer
 
 	ocspMu    sync.Mutex
 	ocspCache map[ocspKey]*ocspEntry
@@ -78,37 +86,37 @@ func Load(dir, url string) (*Authority, error) {
 	if a.Root, err = readCert(RootCertFile); err != nil {
 		return nil, err
 	}
-	if a.Issuing, err = readCert(IssuingCertFile); err != nil {
-		return nil, err
-	}
 	if a.TLSCA, err = readCert(TLSCACertFile); err != nil {
 		return nil, err
 	}
 	if err := a.Root.CheckSignatureFrom(a.Root); err != nil {
 		return nil, wrapError(certportal.Invalid, err, RootCertFile+" is not a self-signed CA certificate")
 	}
-	for _, c := range []*x509.Certificate{a.Issuing, a.TLSCA} {
-		if err := c.CheckSignatureFrom(a.Root); err != nil {
-			return nil, wrapError(certportal.Invalid, err, c.Subject.CommonName+" is not signed by the root "+a.Root.Subject.CommonName)
-		}
+	if err := a.TLSCA.CheckSignatureFrom(a.Root); err != nil {
+		return nil, wrapError(certportal.Invalid, err, a.TLSCA.Subject.CommonName+" is not signed by the root "+a.Root.Subject.CommonName)
 	}
 	if a.rootKey, err = readKey(RootKeyFile, a.Root); err != nil {
 		return nil, err
 	}
-	if a.issuingKey, err = readKey(IssuingKeyFile, a.Issuing); err != nil {
+	if err := a.loadIssuers(readCert, readKey); err != nil {
 		return nil, err
 	}
+	// The TLS intermediate's key only renews the server certificate; a
+	// replica given DATA/ca without it still serves, and says so when
+	// the certificate is due (see RenewServerCertificate).
+	if _, err := os.Stat(filepath.Join(dir, TLSCAKeyFile)); err == nil {
+		if a.tlsKey, err = readKey(TLSCAKeyFile, a.TLSCA); err != nil {
+			return nil, err
+		}
+	}
 	if url == "" {
-		for _, dp := range a.Issuing.CRLDistributionPoints {
+		for _, dp := range a.Issuers[0].CRLDistributionPoints {
 			if base, ok := strings.CutSuffix(dp, "/crl/root.crl"); ok {
 				url = base
 			}
 		}
 	}
 	if a.URL, err = checkURL(url); err != nil {
-		return nil, err
-	}
-	if a.issuerIDs, err = newIssuerHashes(a.Issuing); err != nil {
 		return nil, err
 	}
 	return a, nil
@@ -130,7 +138,12 @@ func readCAFile(dir, name string) ([]byte, error) {
 
 // ServerCertificate loads the portal's TLS certificate (server.crt, which
 // holds the chain up to the TLS intermediate) and its key (server.key).
+// It takes the CA directory's shared lock, so it never reads the key of
+// one renewal with the certificate of another.
 func (a *Authority) ServerCertificate() (*tls.Certificate, error) {
+	if unlock, err := rlockDir(a.dir); err == nil {
+		defer unlock()
+	}
 	certPEMData, err := readCAFile(a.dir, ServerCertFile)
 	if err != nil {
 		return nil, err
@@ -190,7 +203,10 @@ const userLifetimeYears = 1
 // keyUsage digitalSignature only (for RSA too: the key signs the TLS
 // handshake, nothing else), EKU clientAuth, SKI and AKI, backdated five
 // minutes, one year but never past the issuing CA, a CRL distribution point
-// and AIA (OCSP and caIssuers) under a.URL.
+// and AIA (OCSP and caIssuers) under a.URL. The CRL distribution point and
+// caIssuers name the issuing CA (/crl/<CN>.crl, /ca/<CN>.crt), so a
+// certificate keeps pointing at its own issuer after a rollover, when
+// /crl/issuing.crl and /ca/issuing.crt have moved on to the next CA.
 func (a *Authority) Issue(req LeafRequest) (*x509.Certificate, crypto.Signer, error) {
 	if err := checkUserID(req.ID); err != nil {
 		return nil, nil, err
@@ -216,14 +232,14 @@ func (a *Authority) Issue(req LeafRequest) (*x509.Certificate, crypto.Signer, er
 		KeyUsage:              x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 		BasicConstraintsValid: true,
-		CRLDistributionPoints: []string{a.URL + "/crl/issuing.crl"},
+		CRLDistributionPoints: []string{a.CRLURL(a.Issuing)},
 		OCSPServer:            []string{a.URL + "/ocsp"},
-		IssuingCertificateURL: []string{a.URL + "/ca/issuing.crt"},
+		IssuingCertificateURL: []string{a.CertURL(a.Issuing)},
 	}
 	if req.Email != "" {
 		tmpl.EmailAddresses = []string{req.Email}
 	}
-	cert, err := signCert(randOr(a.Rand), tmpl, a.Issuing, key.Public(), a.issuingKey)
+	cert, err := signCert(randOr(a.Rand), tmpl, a.Issuing, key.Public(), a.current().key)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -271,7 +287,7 @@ const PKCS12Iterations = 10000
 // MinPKCS12Password is the shortest PKCS#12 password accepted (SPEC.md).
 const MinPKCS12Password = 12
 
-// PKCS12 encodes key, leaf, the issuing CA and the root as a PKCS#12 file
+// PKCS12 encodes key, leaf, its issuing CA and the root as a PKCS#12 file
 // protected by password. The modern form uses AES-256-CBC with
 // PBKDF2-HMAC-SHA-256 and an HMAC-SHA-256 MAC; legacy uses 3DES with SHA-1
 // (for macOS Keychain and older Windows). Both open with OpenSSL 3 without
@@ -284,7 +300,11 @@ func (a *Authority) PKCS12(key crypto.Signer, leaf *x509.Certificate, password s
 		return nil, errorf(certportal.Invalid, "the private key does not belong to the certificate")
 	}
 	enc := pkcs12Encoder(legacy).WithRand(randOr(a.Rand))
-	der, err := enc.Encode(key, leaf, []*x509.Certificate{a.Issuing, a.Root}, password)
+	issuer := a.Issuing
+	if ic := a.issuerOf(leaf); ic != nil {
+		issuer = ic.cert
+	}
+	der, err := enc.Encode(key, leaf, []*x509.Certificate{issuer, a.Root}, password)
 	if err != nil {
 		return nil, wrapError(certportal.Internal, err, "could not write the PKCS#12 file")
 	}
@@ -302,7 +322,8 @@ func pkcs12Encoder(legacy bool) *pkcs12.Encoder {
 
 // VerifyClient checks a certificate chain that a TLS client presented (leaf
 // first). The leaf must chain to the issuing CA and the root (any other
-// certificates the client sent are ignored), be valid at a.Now() and carry
+// certificates the client sent are ignored; any of the issuing CAs will
+// do, so certificates from before a rollover still sign in), be valid at a.Now() and carry
 // EKU clientAuth. Failures are Forbidden errors whose Message is "expired"
 // for a leaf of this CA outside its validity, and "unknown" otherwise.
 func (a *Authority) VerifyClient(chain []*x509.Certificate) (*x509.Certificate, error) {
@@ -318,25 +339,30 @@ func (a *Authority) VerifyClient(chain []*x509.Certificate) (*x509.Certificate, 
 	if now.Before(leaf.NotBefore) || now.After(leaf.NotAfter) {
 		// Say "expired" only for a certificate that is ours apart from
 		// its dates; a stranger's stale certificate stays "unknown".
-		t := leaf.NotBefore
-		for _, c := range []*x509.Certificate{a.Issuing, a.Root} {
-			if c.NotBefore.After(t) {
-				t = c.NotBefore
+		if ic := a.issuerOf(leaf); ic != nil {
+			t := leaf.NotBefore
+			for _, c := range []*x509.Certificate{ic.cert, a.Root} {
+				if c.NotBefore.After(t) {
+					t = c.NotBefore
+				}
 			}
-		}
-		if a.verifyLeaf(leaf, t) == nil {
-			return nil, errorf(certportal.Forbidden, "expired")
+			if a.verifyLeaf(leaf, t) == nil {
+				return nil, errorf(certportal.Forbidden, "expired")
+			}
 		}
 	}
 	return nil, unknown
 }
 
-// verifyLeaf verifies leaf against exactly issuing CA -> root at time t.
+// verifyLeaf verifies leaf against exactly one of the issuing CAs -> root
+// at time t.
 func (a *Authority) verifyLeaf(leaf *x509.Certificate, t time.Time) error {
 	roots := x509.NewCertPool()
 	roots.AddCert(a.Root)
 	inter := x509.NewCertPool()
-	inter.AddCert(a.Issuing)
+	for _, c := range a.Issuers {
+		inter.AddCert(c)
+	}
 	chains, err := leaf.Verify(x509.VerifyOptions{
 		Roots:         roots,
 		Intermediates: inter,
@@ -347,7 +373,7 @@ func (a *Authority) verifyLeaf(leaf *x509.Certificate, t time.Time) error {
 		return err
 	}
 	for _, c := range chains {
-		if len(c) == 3 && c[1].Equal(a.Issuing) && c[2].Equal(a.Root) && !leaf.IsCA {
+		if len(c) == 3 && a.isIssuer(c[1]) && c[2].Equal(a.Root) && !leaf.IsCA {
 			return nil
 		}
 	}

@@ -341,20 +341,7 @@ func (o InitOptions) build() ([]caFile, string, error) {
 		return nil, "", err
 	}
 
-	issuing := &x509.Certificate{
-		Subject:   caName(o.IssuingCN),
-		NotBefore: notBefore,
-		NotAfter:  capTime(now.AddDate(issuingLifetimeYears, 0, 0), rootCert.NotAfter),
-		// digitalSignature: the issuing CA signs OCSP responses itself.
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		MaxPathLen:            0,
-		MaxPathLenZero:        true,
-		CRLDistributionPoints: []string{o.URL + "/crl/root.crl"},
-		IssuingCertificateURL: []string{o.URL + "/ca/root.crt"},
-	}
+	issuing := issuingTemplate(caName(o.IssuingCN), now, rootCert, o.URL)
 	issuingCert, err := o.sign(issuing, rootCert, issuingKey.Public(), rootKey)
 	if err != nil {
 		return nil, "", err

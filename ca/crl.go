@@ -4,6 +4,7 @@ import (
 	"crypto"
 	"crypto/x509"
 	"math/big"
+	"strings"
 	"time"
 
 	"github.com/certportal/certportal"
@@ -14,8 +15,9 @@ import (
 // room for a portal that is down for a while (SPEC.md "Revocation data").
 const CRLLifetime = 7 * 24 * time.Hour
 
-// SignCRL signs the CRL of the issuing CA (issuer is its common name) or of
-// the root (the root's common name). number is the CRL number, which the
+// SignCRL signs the CRL of an issuing CA (issuer is its common name; any of
+// Issuers, so an older CA keeps signing its CRL after a rollover) or of the
+// root (the root's common name). number is the CRL number, which the
 // caller keeps in the database so it is never reused. thisUpdate is now and
 // nextUpdate CRLLifetime later; a reason code is written only for reasons
 // other than none and unspecified (RFC 5280 section 5.3.1 asks to omit
@@ -23,13 +25,12 @@ const CRLLifetime = 7 * 24 * time.Hour
 func (a *Authority) SignCRL(issuer string, number int64, revoked []certportal.Revocation) (der []byte, thisUpdate, nextUpdate time.Time, err error) {
 	var cert *x509.Certificate
 	var key crypto.Signer
-	switch issuer {
-	case a.Issuing.Subject.CommonName:
-		cert, key = a.Issuing, a.issuingKey
-	case a.Root.Subject.CommonName:
+	if ic := a.issuerByCN(issuer); ic != nil {
+		cert, key = ic.cert, ic.key
+	} else if issuer == a.Root.Subject.CommonName {
 		cert, key = a.Root, a.rootKey
-	default:
-		return nil, time.Time{}, time.Time{}, errorf(certportal.NotFound, "there is no CA named %q; the CAs are %s and %s", issuer, a.Issuing.Subject.CommonName, a.Root.Subject.CommonName)
+	} else {
+		return nil, time.Time{}, time.Time{}, errorf(certportal.NotFound, "there is no CA named %q; the CAs are %s", issuer, strings.Join(a.caNames(), ", "))
 	}
 	if number < 0 {
 		return nil, time.Time{}, time.Time{}, errorf(certportal.Invalid, "the CRL number %d is negative", number)

@@ -58,9 +58,9 @@ func TestIssueProfile(t *testing.T) {
 			if !leaf.NotBefore.Equal(now.Add(-5*time.Minute)) || !leaf.NotAfter.Equal(now.AddDate(1, 0, 0)) {
 				t.Errorf("validity %v .. %v, want now-5m .. now+1y", leaf.NotBefore, leaf.NotAfter)
 			}
-			if !slices.Equal(leaf.CRLDistributionPoints, []string{"http://localhost:8080/crl/issuing.crl"}) ||
+			if !slices.Equal(leaf.CRLDistributionPoints, []string{"http://localhost:8080/crl/SOP-ICA1.crl"}) ||
 				!slices.Equal(leaf.OCSPServer, []string{"http://localhost:8080/ocsp"}) ||
-				!slices.Equal(leaf.IssuingCertificateURL, []string{"http://localhost:8080/ca/issuing.crt"}) {
+				!slices.Equal(leaf.IssuingCertificateURL, []string{"http://localhost:8080/ca/SOP-ICA1.crt"}) {
 				t.Errorf("CRL DP %v OCSP %v caIssuers %v", leaf.CRLDistributionPoints, leaf.OCSPServer, leaf.IssuingCertificateURL)
 			}
 			if b := leaf.SerialNumber.Bytes(); len(b) != 16 || b[0]&0x80 != 0 {

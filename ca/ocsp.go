@@ -24,8 +24,12 @@ type OCSPRequest struct {
 	HashAlgorithm crypto.Hash
 	// Nonce is the RFC 8954 nonce (1 to 32 octets), nil when absent.
 	Nonce []byte
-	// KnownIssuer reports whether the CertID names the issuing CA.
+	// KnownIssuer reports whether the CertID names one of the issuing CAs.
 	KnownIssuer bool
+	// Issuer is the common name of the issuing CA the CertID names (its
+	// issuerKeyHash picks it among Issuers); "" with KnownIssuer means the
+	// current issuing CA.
+	Issuer string
 }
 
 // OCSPStatus is what the database says about a serial. Known false means
@@ -58,7 +62,7 @@ var (
 	asn1NullParam = asn1.RawValue{Tag: asn1.TagNull}
 )
 
-// issuerHashes are the issuerNameHash and issuerKeyHash of the issuing CA
+// issuerHashes are the issuerNameHash and issuerKeyHash of an issuing CA
 // for each CertID hash certportal accepts, computed once at Load.
 type issuerHashes map[crypto.Hash][2][]byte
 
@@ -183,8 +187,13 @@ func (a *Authority) parseCertID(s *cryptobyte.String, out *OCSPRequest) error {
 	if out.Serial.Sign() <= 0 || out.Serial.BitLen() > 160 {
 		return malformed("the serial number is not a valid certificate serial")
 	}
-	want := a.issuerIDs[out.HashAlgorithm]
-	out.KnownIssuer = bytes.Equal(nameHash, want[0]) && bytes.Equal(keyHash, want[1])
+	for _, ic := range a.issuers {
+		want := ic.ids[out.HashAlgorithm]
+		if bytes.Equal(nameHash, want[0]) && bytes.Equal(keyHash, want[1]) {
+			out.KnownIssuer, out.Issuer = true, ic.cert.Subject.CommonName
+			break
+		}
+	}
 	return nil
 }
 
@@ -233,6 +242,7 @@ func parseExtensions(s cryptobyte.String, nonce *[]byte) error {
 
 // ocspKey identifies a cached response: the CertID a client asks with.
 type ocspKey struct {
+	issuer string
 	hash   crypto.Hash
 	serial string
 }
@@ -245,8 +255,8 @@ type ocspEntry struct {
 }
 
 // OCSPResponse returns the signed OCSP response for req given the status
-// the database holds. It is signed by the issuing CA itself, carries its
-// certificate, and has thisUpdate now and nextUpdate OCSPLifetime later.
+// the database holds. It is signed by the issuing CA the request names
+// (req.Issuer, the current one when empty) itself, carries its certificate, and has thisUpdate now and nextUpdate OCSPLifetime later.
 // Without a nonce the cached response for (serial, status) is returned,
 // re-signed when the status changes or less than a quarter of its lifetime
 // is left; with a nonce a fresh response echoes it. A request about another
@@ -256,19 +266,25 @@ func (a *Authority) OCSPResponse(req *OCSPRequest, st OCSPStatus) ([]byte, error
 	if req == nil || !req.KnownIssuer || req.Serial == nil {
 		return ocsp.UnauthorizedErrorResponse, nil
 	}
+	ic := a.current()
+	if req.Issuer != "" {
+		if ic = a.issuerByCN(req.Issuer); ic == nil {
+			return ocsp.UnauthorizedErrorResponse, nil
+		}
+	}
 	st = normalizeStatus(st)
 	now := a.now().UTC().Truncate(time.Second)
 	if req.Nonce != nil {
-		return a.signOCSP(req, st, now)
+		return a.signOCSP(ic, req, st, now)
 	}
-	key := ocspKey{req.HashAlgorithm, string(req.Serial.Bytes())}
+	key := ocspKey{ic.cert.Subject.CommonName, req.HashAlgorithm, string(req.Serial.Bytes())}
 	a.ocspMu.Lock()
 	e := a.ocspCache[key]
 	a.ocspMu.Unlock()
 	if e != nil && e.status == st && !now.Before(e.thisUpdate) && now.Sub(e.thisUpdate) < OCSPLifetime*3/4 {
 		return e.der, nil
 	}
-	der, err := a.signOCSP(req, st, now)
+	der, err := a.signOCSP(ic, req, st, now)
 	if err != nil {
 		return nil, err
 	}
@@ -348,9 +364,10 @@ type (
 	}
 )
 
-// signOCSP signs a basic OCSP response for req with status st at now.
-func (a *Authority) signOCSP(req *OCSPRequest, st OCSPStatus, now time.Time) ([]byte, error) {
-	hashes := a.issuerIDs[req.HashAlgorithm]
+// signOCSP signs a basic OCSP response of issuer ic for req with status st
+// at now.
+func (a *Authority) signOCSP(ic *issuerCA, req *OCSPRequest, st OCSPStatus, now time.Time) ([]byte, error) {
+	hashes := ic.ids[req.HashAlgorithm]
 	hashOID := oidSHA1
 	if req.HashAlgorithm == crypto.SHA256 {
 		hashOID = oidSHA256
@@ -383,7 +400,7 @@ func (a *Authority) signOCSP(req *OCSPRequest, st OCSPStatus, now time.Time) ([]
 	}
 	data := ocspResponseData{
 		// byName [1] EXPLICIT Name: the issuing CA is its own responder.
-		RawResponderID: asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 1, IsCompound: true, Bytes: a.Issuing.RawSubject},
+		RawResponderID: asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 1, IsCompound: true, Bytes: ic.cert.RawSubject},
 		ProducedAt:     now,
 		Responses:      []ocspSingleResponse{single},
 	}
@@ -399,7 +416,7 @@ func (a *Authority) signOCSP(req *OCSPRequest, st OCSPStatus, now time.Time) ([]
 		return nil, wrapError(certportal.Internal, err, "could not encode the OCSP response")
 	}
 	algID, hash := pkix.AlgorithmIdentifier{Algorithm: oidSHA256RSA, Parameters: asn1NullParam}, crypto.SHA256
-	switch signatureAlgorithm(a.issuingKey.Public()) {
+	switch signatureAlgorithm(ic.key.Public()) {
 	case x509.ECDSAWithSHA256:
 		algID = pkix.AlgorithmIdentifier{Algorithm: oidECDSA256}
 	case x509.ECDSAWithSHA384:
@@ -407,7 +424,7 @@ func (a *Authority) signOCSP(req *OCSPRequest, st OCSPStatus, now time.Time) ([]
 	}
 	h := hash.New()
 	h.Write(tbs)
-	sig, err := a.issuingKey.Sign(randOr(a.Rand), h.Sum(nil), hash)
+	sig, err := ic.key.Sign(randOr(a.Rand), h.Sum(nil), hash)
 	if err != nil {
 		return nil, wrapError(certportal.Internal, err, "could not sign the OCSP response")
 	}
@@ -415,7 +432,7 @@ func (a *Authority) signOCSP(req *OCSPRequest, st OCSPStatus, now time.Time) ([]
 		TBSResponseData:    asn1.RawValue{FullBytes: tbs},
 		SignatureAlgorithm: algID,
 		Signature:          asn1.BitString{Bytes: sig, BitLength: 8 * len(sig)},
-		Certificates:       []asn1.RawValue{{FullBytes: a.Issuing.Raw}},
+		Certificates:       []asn1.RawValue{{FullBytes: ic.cert.Raw}},
 	})
 	if err != nil {
 		return nil, wrapError(certportal.Internal, err, "could not encode the OCSP response")
