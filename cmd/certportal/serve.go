@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/certportal/certportal"
+	"github.com/certportal/certportal/metrics"
 	"github.com/certportal/certportal/web"
 )
 
@@ -20,6 +21,8 @@ type serveOptions struct {
 	listen, httpListen string
 	smtp, smtpPwFile   string
 	tlsCert, tlsKey    string
+	metricsListen      string
+	pprof              bool
 }
 
 func (a *app) serveFlags(c *cobra.Command, o *serveOptions) {
@@ -29,6 +32,8 @@ func (a *app) serveFlags(c *cobra.Command, o *serveOptions) {
 	c.Flags().StringVar(&o.smtpPwFile, "smtp-password-file", "", "file holding the SMTP password")
 	c.Flags().StringVar(&o.tlsCert, "tls-cert", "", "serve this TLS certificate chain (PEM) instead of the one init made")
 	c.Flags().StringVar(&o.tlsKey, "tls-key", "", "private key (PEM) for --tls-cert")
+	c.Flags().StringVar(&o.metricsListen, "metrics-listen", "", "serve Prometheus metrics at http://ADDR/metrics (off by default; keep ADDR private)")
+	c.Flags().BoolVar(&o.pprof, "pprof", false, "also serve Go's profiler at /debug/pprof/ on --metrics-listen")
 }
 
 func (a *app) serveCommand() *cobra.Command {
@@ -91,6 +96,23 @@ func (a *app) serve(ctx context.Context, o serveOptions, ready func(e *env, http
 		cert = &c
 	} else if cert, err = e.ca.ServerCertificate(); err != nil {
 		return err
+	}
+	if o.pprof && o.metricsListen == "" {
+		return usageError{errors.New("--pprof is served on --metrics-listen; give both")}
+	}
+	var metricsSrv *http.Server
+	if o.metricsListen != "" {
+		m := metrics.New()
+		e.svc.Events = m
+		e.svc.Mailer = m.Mailer(e.svc.Mailer)
+		lnMetrics, err := net.Listen("tcp", o.metricsListen)
+		if err != nil {
+			return certportal.Errorf(certportal.Unavailable, "cannot listen on %s: %v", o.metricsListen, err)
+		}
+		metricsSrv = &http.Server{Handler: web.MetricsHandler(m.Handler(), o.pprof), ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = metricsSrv.Serve(lnMetrics) }()
+		defer metricsSrv.Close()
+		log.Info("serving metrics", "addr", lnMetrics.Addr().String(), "pprof", o.pprof)
 	}
 	srv := web.New(e.svc, log, e.cfg.Hostnames)
 	lnTLS, err := net.Listen("tcp", listen)
