@@ -127,3 +127,18 @@ func outcomeOf(err error) string {
 	}
 	return "error"
 }
+
+// CertSignInVerified is CertSignIn for a leaf whose chain CertSignIn (that
+// is, CA.VerifyClient) accepted earlier on the same TLS connection: web/
+// keeps that verdict per connection, because the chain's signature check is
+// most of a request's cost and its answer cannot change while the
+// connection lasts (the caller re-checks the dates it depends on). Nothing
+// else is skipped: the certificate is looked up by the SHA-256 of its DER
+// on every call, so revocation, expiry and cancellation take effect at the
+// next request, as with CertSignIn. A leaf this CA never issued is not in
+// the database, so a wrong caller still cannot sign in with one.
+func (s *Service) CertSignInVerified(ctx context.Context, leaf *x509.Certificate) (*certportal.Account, *certportal.Certificate, error) {
+	acc, c, err := s.lookupCert(ctx, certportal.Fingerprint256(leaf.Raw))
+	s.events().SignIn("certificate", outcomeOf(err))
+	return acc, c, err
+}

@@ -39,7 +39,7 @@ func (s *Server) handleHome(w http.ResponseWriter, r *http.Request) {
 			http.Redirect(w, r, "/login", http.StatusSeeOther)
 			return
 		}
-		acc, cert, err := s.Svc.CertSignIn(r.Context(), chain)
+		acc, cert, err := s.certSignIn(r)
 		if err != nil {
 			s.certRefused(w, r, err)
 			return
@@ -235,7 +235,7 @@ func (s *Server) handleWhoami(w http.ResponseWriter, r *http.Request) {
 			serial = cur.Serial
 		}
 	case len(peerChain(r)) > 0:
-		a, cert, err := s.Svc.CertSignIn(ctx, peerChain(r))
+		a, cert, err := s.certSignIn(r)
 		if err != nil {
 			s.jsonError(w, r, err)
 			return

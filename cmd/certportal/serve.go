@@ -127,6 +127,7 @@ func (a *app) serve(ctx context.Context, o serveOptions, ready func(e *env, http
 	errLog := slog.NewLogLogger(log.Handler(), slog.LevelDebug)
 	https := &http.Server{
 		Handler: srv.Handler(), TLSConfig: srv.TLSConfig(cert), ErrorLog: errLog,
+		ConnContext:       srv.ConnContext, // the client chain is verified once per connection
 		ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second,
 		IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,
 	}
