@@ -250,6 +250,20 @@ func (s *Service) signCRLNow(ctx context.Context, tx certportal.Tx, issuer strin
 	return c, nil
 }
 
+// CRLIssuers lists the CAs whose CRLs are kept fresh: the root and every
+// issuing CA that has not expired yet (after a rollover the older ones keep
+// publishing until their last certificate, which cannot outlive them, has
+// expired).
+func (s *Service) CRLIssuers() []string {
+	names := []string{s.CA.Root.Subject.CommonName}
+	for _, c := range s.CA.Issuers {
+		if s.now().Before(c.NotAfter) {
+			names = append(names, c.Subject.CommonName)
+		}
+	}
+	return names
+}
+
 // CRL returns the current CRL of an issuer ("SOP-ICA1" or the root's CN),
 // signing a new one when none exists or the stored one is a day old.
 func (s *Service) CRL(ctx context.Context, issuer string) ([]byte, error) {
@@ -284,8 +298,9 @@ func (s *Service) CRL(ctx context.Context, issuer string) ([]byte, error) {
 	return c.DER, nil
 }
 
-// OCSP answers an OCSP request (DER) for the issuing CA, looking the
-// status up in the database on every request.
+// OCSP answers an OCSP request (DER) for one of the issuing CAs (the one
+// the request's CertID names), looking the status up in the database on
+// every request.
 func (s *Service) OCSP(ctx context.Context, der []byte) ([]byte, error) {
 	req, err := s.CA.ParseOCSPRequest(der)
 	if err != nil {
@@ -302,7 +317,13 @@ func (s *Service) OCSP(ctx context.Context, der []byte) ([]byte, error) {
 			if err != nil {
 				return err
 			}
-			if c.Issuer != s.CA.Issuing.Subject.CommonName {
+			// The CertID names one issuing CA; a serial of another
+			// is "unknown" to it.
+			issuer := req.Issuer
+			if issuer == "" {
+				issuer = s.CA.Issuing.Subject.CommonName
+			}
+			if c.Issuer != issuer {
 				return nil
 			}
 			st = ca.OCSPStatus{Known: true, Revoked: c.Revoked, Reason: c.Reason}

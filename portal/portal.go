@@ -37,6 +37,13 @@ type Config struct {
 	RecoveriesPerDay int
 	// TicketTTL is how long the "OK" of a recovery stays valid (5 min).
 	TicketTTL time.Duration
+	// RenewWindow is how long before its expiry a user may renew a
+	// certificate without a password (30 days).
+	RenewWindow time.Duration
+	// ReminderDays are the days before a certificate's expiry on which its
+	// user is reminded by mail. nil means 30, 7 and 1; an empty, non-nil
+	// list (config.json "reminder_days": []) sends no reminders.
+	ReminderDays []int
 }
 
 func (c *Config) setDefaults() {
@@ -51,6 +58,10 @@ func (c *Config) setDefaults() {
 	def(&c.SessionIdle, 30*time.Minute)
 	def(&c.SessionMax, 12*time.Hour)
 	def(&c.TicketTTL, 5*time.Minute)
+	def(&c.RenewWindow, DefaultRenewWindow)
+	if c.ReminderDays == nil {
+		c.ReminderDays = DefaultReminderDays
+	}
 	if c.LockoutThreshold <= 0 {
 		c.LockoutThreshold = 5
 	}

@@ -22,12 +22,18 @@ func describe(c *x509.Certificate) caInfo {
 }
 
 // handleAbout is GET /about/certificate (and the seed portal's address
-// /portal/ctrl/aboutCertificate): the root's details, downloads, and how
-// to remove the three certificates after the account is cancelled.
+// /portal/ctrl/aboutCertificate): the root's details, every issuing CA
+// (several after a rollover), downloads, and how to remove the
+// certificates after the account is cancelled.
 func (s *Server) handleAbout(w http.ResponseWriter, r *http.Request) {
+	var issuers []caInfo
+	for i := len(s.Svc.CA.Issuers) - 1; i >= 0; i-- {
+		issuers = append(issuers, describe(s.Svc.CA.Issuers[i]))
+	}
 	s.page(w, r, http.StatusOK, "about", pageData{
 		Title:   "About the certificate",
 		Root:    describe(s.Svc.CA.Root),
 		Issuing: describe(s.Svc.CA.Issuing),
+		Issuers: issuers,
 	})
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	"golang.org/x/crypto/ocsp"
@@ -30,17 +31,59 @@ func (s *Server) handleCACert(get func() *x509.Certificate) http.HandlerFunc {
 	}
 }
 
-// handleChain serves the issuing CA and the root as PEM (RFC 8555's
-// application/pem-certificate-chain), for tools that take a bundle.
+// handleChain serves the issuing CAs (newest first) and the root as PEM
+// (RFC 8555's application/pem-certificate-chain), for tools that take a
+// bundle.
 func (s *Server) handleChain(w http.ResponseWriter, r *http.Request) {
 	var buf bytes.Buffer
-	for _, c := range []*x509.Certificate{s.Svc.CA.Issuing, s.Svc.CA.Root} {
+	list := slices.Clone(s.Svc.CA.Issuers)
+	slices.Reverse(list)
+	for _, c := range append(list, s.Svc.CA.Root) {
 		_ = pem.Encode(&buf, &pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
 	}
 	w.Header().Set("Content-Type", "application/pem-certificate-chain")
 	w.Header().Set("Cache-Control", "public, max-age=86400")
 	if r.Method != http.MethodHead {
 		_, _ = w.Write(buf.Bytes())
+	}
+}
+
+// caByFile finds the CA that /ca/<CN>.crt or /crl/<CN>.crl names: an
+// issuing CA or the root. The path value is already unescaped.
+func (s *Server) caByFile(file, ext string) *x509.Certificate {
+	cn, ok := strings.CutSuffix(file, ext)
+	if !ok {
+		return nil
+	}
+	if c := s.Svc.CA.IssuerByName(cn); c != nil {
+		return c
+	}
+	if cn == s.Svc.CA.Root.Subject.CommonName {
+		return s.Svc.CA.Root
+	}
+	return nil
+}
+
+// handleCAFile is GET /ca/{file} and GET /crl/{file}: a CA certificate or
+// CRL by the CA's name, where user certificates' caIssuers and CRL
+// distribution points point (/ca/SOP-ICA1.crt, /crl/SOP-ICA2.crl). The
+// fixed names /ca/issuing.crt and /crl/issuing.crl stay the current CA's.
+func (s *Server) handleCAFile(ext string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		c := s.caByFile(r.PathValue("file"), ext)
+		if c == nil {
+			s.page(w, r, http.StatusNotFound, "message", pageData{
+				Title: "Page not found", Message: "There is no CA by that name.",
+				Links: []link{{"/about/certificate", "About the certificate"}},
+			})
+			return
+		}
+		get := func() *x509.Certificate { return c }
+		if ext == ".crl" {
+			s.handleCRL(get)(w, r)
+			return
+		}
+		s.handleCACert(get)(w, r)
 	}
 }
 

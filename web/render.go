@@ -102,6 +102,9 @@ type pageData struct {
 	Ticket string // the recovery confirmation's hidden field
 
 	Root, Issuing caInfo
+	// Issuers are every issuing CA, newest first (more than one after a
+	// rollover); Issuing is the newest.
+	Issuers []caInfo
 }
 
 // page renders a page with a status. It renders into a buffer first, so a

@@ -70,17 +70,32 @@ func isLocal(h string) bool {
 // verify it in the handshake: GET / and /api/* check it per request with
 // Svc.CertSignIn, so a revoked, expired or foreign certificate gets a page
 // that says so instead of a TLS alert the user cannot read. ClientCAs names
-// the issuing CA and the root, so browsers offer only our certificates.
+// every issuing CA and the root, so browsers offer only our certificates.
+// The certificate is fixed; serve uses TLSConfigFrom, whose certificate
+// can change. Certificates is set, so httptest keeps it too.
 func (s *Server) TLSConfig(cert *tls.Certificate) *tls.Config {
+	c := s.TLSConfigFrom(StaticCert{Cert: cert})
+	c.Certificates = []tls.Certificate{*cert}
+	return c
+}
+
+// TLSConfigFrom is TLSConfig with a server certificate that comes from
+// certs at each handshake, so it can be renewed or reloaded without a
+// restart or a dropped connection (see CertReloader). Certificates stays
+// empty: crypto/tls would prefer it to GetCertificate for clients that send
+// no server name (those that connect to an IP address).
+func (s *Server) TLSConfigFrom(certs CertSource) *tls.Config {
 	pool := x509.NewCertPool()
-	pool.AddCert(s.Svc.CA.Issuing)
+	for _, c := range s.Svc.CA.Issuers {
+		pool.AddCert(c)
+	}
 	pool.AddCert(s.Svc.CA.Root)
 	return &tls.Config{
-		Certificates: []tls.Certificate{*cert},
-		ClientAuth:   tls.RequestClientCert,
-		ClientCAs:    pool,
-		MinVersion:   tls.VersionTLS12,
-		NextProtos:   []string{"h2", "http/1.1"},
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return certs.Certificate(), nil },
+		ClientAuth:     tls.RequestClientCert,
+		ClientCAs:      pool,
+		MinVersion:     tls.VersionTLS12,
+		NextProtos:     []string{"h2", "http/1.1"},
 	}
 }
 
@@ -123,6 +138,9 @@ func (s *Server) caRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /ca/chain.pem", s.handleChain)
 	mux.HandleFunc("GET /crl/issuing.crl", s.handleCRL(func() *x509.Certificate { return s.Svc.CA.Issuing }))
 	mux.HandleFunc("GET /crl/root.crl", s.handleCRL(func() *x509.Certificate { return s.Svc.CA.Root }))
+	// Every CA by name, for certificates issued before a rollover.
+	mux.HandleFunc("GET /ca/{file}", s.handleCAFile(".crt"))
+	mux.HandleFunc("GET /crl/{file}", s.handleCAFile(".crl"))
 	mux.HandleFunc("POST /ocsp", s.handleOCSPPost)
 	// GET /ocsp/{request...} is served by wrap before the mux sees it:
 	// base64 may contain "//", which ServeMux would "clean" with a redirect.

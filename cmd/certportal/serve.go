@@ -3,16 +3,21 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/certportal/certportal"
+	"github.com/certportal/certportal/ca"
 	"github.com/certportal/certportal/metrics"
 	"github.com/certportal/certportal/web"
 )
@@ -87,14 +92,8 @@ func (a *app) serve(ctx context.Context, o serveOptions, ready func(e *env, http
 	if o.httpListen != "" {
 		httpListen = o.httpListen
 	}
-	var cert *tls.Certificate
-	if o.tlsCert != "" {
-		c, err := tls.LoadX509KeyPair(o.tlsCert, o.tlsKey)
-		if err != nil {
-			return certportal.Errorf(certportal.Invalid, "cannot load --tls-cert/--tls-key: %v", err)
-		}
-		cert = &c
-	} else if cert, err = e.ca.ServerCertificate(); err != nil {
+	certs, err := a.certSource(e, o, log)
+	if err != nil {
 		return err
 	}
 	if o.pprof && o.metricsListen == "" {
@@ -126,7 +125,7 @@ func (a *app) serve(ctx context.Context, o serveOptions, ready func(e *env, http
 	}
 	errLog := slog.NewLogLogger(log.Handler(), slog.LevelDebug)
 	https := &http.Server{
-		Handler: srv.Handler(), TLSConfig: srv.TLSConfig(cert), ErrorLog: errLog,
+		Handler: srv.Handler(), TLSConfig: srv.TLSConfigFrom(certs), ErrorLog: errLog,
 		ConnContext:       srv.ConnContext, // the client chain is verified once per connection
 		ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second,
 		IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,
@@ -142,6 +141,12 @@ func (a *app) serve(ctx context.Context, o serveOptions, ready func(e *env, http
 	bg, stopBG := context.WithCancel(ctx)
 	defer stopBG()
 	go a.housekeeping(bg, e, log)
+	// SIGHUP reloads the TLS certificate files; the poll picks up changed
+	// files (a renewal by another replica, a new --tls-cert) by itself.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go certs.Run(bg, tlsPollInterval, hup)
 	_, port, _ := net.SplitHostPort(lnTLS.Addr().String())
 	url := "https://" + hostPort(e.cfg.Hostnames[0], port) + "/"
 	log.Info("serving", "https", lnTLS.Addr().String(), "http", lnHTTP.Addr().String(), "data", e.dir)
@@ -161,12 +166,53 @@ func (a *app) serve(ctx context.Context, o serveOptions, ready func(e *env, http
 	return errors.Join(err1, err2)
 }
 
+// tlsPollInterval is how often serve looks at the TLS certificate files and
+// whether the certificate is due for renewal: two stat calls, cheap enough
+// that a certificate renewed by another replica is served within seconds.
+const tlsPollInterval = 2 * time.Second
+
+// certSource returns the TLS certificate source of serve: the --tls-cert
+// files, reloaded when they change or on SIGHUP; or the certificate init
+// made in DATA/ca, renewed from the TLS intermediate when a third of its
+// life is left, and reloaded when another replica sharing DATA/ca renewed it.
+func (a *app) certSource(e *env, o serveOptions, log *slog.Logger) (*web.CertReloader, error) {
+	if o.tlsCert != "" {
+		return web.NewCertReloader(func() (*tls.Certificate, error) {
+			c, err := tls.LoadX509KeyPair(o.tlsCert, o.tlsKey)
+			if err != nil {
+				return nil, certportal.Errorf(certportal.Invalid, "cannot load --tls-cert/--tls-key: %v", err)
+			}
+			return &c, nil
+		}, log, o.tlsCert, o.tlsKey)
+	}
+	certFile, keyFile := e.ca.ServerCertificatePaths()
+	r, err := web.NewCertReloader(e.ca.ServerCertificate, log, certFile, keyFile)
+	if err != nil {
+		return nil, err
+	}
+	if !e.ca.CanRenewServerCertificate() {
+		log.Warn("no TLS intermediate key in DATA/ca: the portal's TLS certificate will not renew itself here")
+		return r, nil
+	}
+	r.Due = func(c *tls.Certificate) bool {
+		leaf := c.Leaf
+		if leaf == nil {
+			if leaf, err = x509.ParseCertificate(c.Certificate[0]); err != nil {
+				return false
+			}
+		}
+		return ca.RenewalDue(leaf, time.Now())
+	}
+	r.Renew = e.ca.RenewServerCertificate
+	return r, nil
+}
+
 // housekeeping re-signs CRLs daily and removes expired sessions.
 func (a *app) housekeeping(ctx context.Context, e *env, log *slog.Logger) {
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
 	for {
-		for _, issuer := range []string{e.ca.Root.Subject.CommonName, e.ca.Issuing.Subject.CommonName} {
+		for _, issuer := range e.svc.CRLIssuers() {
 			if _, err := e.svc.CRL(ctx, issuer); err != nil && ctx.Err() == nil {
 				log.Warn("CRL refresh failed", "issuer", issuer, "err", err)
 			}
