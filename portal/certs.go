@@ -29,6 +29,11 @@ type IssueRequest struct {
 	// account password. The portal sets it for users; it costs one
 	// argon2id verification, which an administrator's issuance skips.
 	RejectAccountPassword bool
+
+	// renewing, set by Renew, runs in the issuing transaction once the
+	// account is locked and before its certificates are revoked: it checks
+	// that the certificate being renewed is still the current one.
+	renewing func(ctx context.Context, tx certportal.Tx, acc *certportal.Account, rec *certportal.Certificate) error
 }
 
 // Issued is the result of an issuance: the record and the PKCS#12 file.
@@ -74,7 +79,7 @@ func (s *Service) issue(ctx context.Context, a Actor, req IssueRequest) (*Issued
 		}
 		rec := certRecord(leaf, acc.ID, s.now())
 		err = s.Store.Update(ctx, func(tx certportal.Tx) error {
-			return s.recordIssue(ctx, tx, a, rec, req.KeepSession)
+			return s.recordIssue(ctx, tx, a, rec, req)
 		})
 		if certportal.ErrorCodeOf(err) == certportal.Conflict && attempt < 3 && errors.Is(err, errSerialTaken) {
 			continue
@@ -89,13 +94,18 @@ func (s *Service) issue(ctx context.Context, a Actor, req IssueRequest) (*Issued
 
 var errSerialTaken = errors.New("serial taken")
 
-func (s *Service) recordIssue(ctx context.Context, tx certportal.Tx, a Actor, rec *certportal.Certificate, keep string) error {
+func (s *Service) recordIssue(ctx context.Context, tx certportal.Tx, a Actor, rec *certportal.Certificate, req IssueRequest) error {
 	acc, err := tx.LockAccount(ctx, rec.AccountID)
 	if err != nil {
 		return err
 	}
 	if acc.Status != certportal.StatusActive {
 		return certportal.Errorf(certportal.Forbidden, "the account %q is cancelled", acc.ID)
+	}
+	if req.renewing != nil {
+		if err := req.renewing(ctx, tx, acc, rec); err != nil {
+			return err
+		}
 	}
 	if err := s.revokeAll(ctx, tx, a, acc.ID, certportal.ReasonSuperseded); err != nil {
 		return err
@@ -120,7 +130,7 @@ func (s *Service) recordIssue(ctx context.Context, tx certportal.Tx, a Actor, re
 	if err := tx.UpdateAccount(ctx, acc); err != nil {
 		return err
 	}
-	return tx.DeleteSessions(ctx, acc.ID, keep)
+	return tx.DeleteSessions(ctx, acc.ID, req.KeepSession)
 }
 
 func certRecord(leaf *x509.Certificate, id string, now time.Time) *certportal.Certificate {
