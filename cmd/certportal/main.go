@@ -20,9 +20,6 @@ import (
 	"github.com/certportal/certportal"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
-
 // usageError marks errors in how the command was called (exit status 2).
 type usageError struct{ error }
 
@@ -70,13 +67,14 @@ func (a *app) rootCommand() *cobra.Command {
 		Short:         "A portal whose users sign in with certificates from its own CA",
 		SilenceErrors: true,
 		SilenceUsage:  true,
-		Version:       version,
+		Version:       buildVersion(),
 	}
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(
 		a.initCommand(), a.serveCommand(), a.demoCommand(),
 		a.userCommand(), a.certCommand(), a.caCommand(), a.auditCommand(),
 		a.storeCommand(), a.whoamiCommand(), a.versionCommand(),
+		a.backupCommand(), a.restoreCommand(),
 	)
 	markRuns(root, &a.ran)
 	return root
@@ -123,17 +121,5 @@ func exactArgs(n int) cobra.PositionalArgs {
 func required(c *cobra.Command, names ...string) {
 	for _, n := range names {
 		_ = c.MarkFlagRequired(n)
-	}
-}
-
-func (a *app) versionCommand() *cobra.Command {
-	return &cobra.Command{
-		Use:   "version",
-		Short: "Print the version",
-		Args:  exactArgs(0),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			fmt.Fprintln(a.stdout, "certportal", version)
-			return nil
-		},
 	}
 }
