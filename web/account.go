@@ -2,7 +2,6 @@ package web
 
 import (
 	"net/http"
-	"strconv"
 
 	"github.com/certportal/certportal"
 	"github.com/certportal/certportal/portal"
@@ -80,27 +79,9 @@ func (s *Server) handleCertificate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	back := link{"/", "Back to the portal"}
-	f, err := s.parseForm(w, r, []string{"p12_password", "p12_password_confirm"}, "format")
+	pw, legacy, err := s.p12Fields(w, r)
 	if err != nil {
 		s.fail(w, r, err, back)
-		return
-	}
-	legacy := false
-	switch f["format"] {
-	case "", "modern":
-	case "legacy":
-		legacy = true
-	default:
-		s.fail(w, r, errMalformed(), back)
-		return
-	}
-	pw := f["p12_password"]
-	switch {
-	case pw != f["p12_password_confirm"]:
-		s.fail(w, r, certportal.Errorf(certportal.Invalid, "The two passwords for the certificate file differ. Go back and type the same password twice."), back)
-		return
-	case len(pw) < portal.MinP12Password:
-		s.fail(w, r, certportal.Errorf(certportal.Invalid, "The password for the certificate file must have at least %d characters.", portal.MinP12Password), back)
 		return
 	}
 	issued, err := s.Svc.Issue(r.Context(), portal.User(acc.ID, remoteAddr(r)), portal.IssueRequest{
@@ -113,14 +94,7 @@ func (s *Server) handleCertificate(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err, back)
 		return
 	}
-	h := w.Header()
-	h.Set("Content-Type", "application/x-pkcs12")
-	h.Set("Cache-Control", "no-store")
-	// The ID is limited to A-Z a-z 0-9 . _ @ -, so it needs no escaping.
-	h.Set("Content-Disposition", `attachment; filename="`+acc.ID+`.p12"`)
-	h.Set("Content-Length", strconv.Itoa(len(issued.P12)))
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(issued.P12)
+	writeP12(w, acc.ID, issued.P12)
 }
 
 func (s *Server) handlePasswordForm(w http.ResponseWriter, r *http.Request) {

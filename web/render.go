@@ -98,6 +98,10 @@ type pageData struct {
 	SignIns     []certportal.AuditEvent
 	CanIssue    bool
 	MinP12      int
+	// CanRenew shows the renewal form; RenewFrom, when set, is when the
+	// session's certificate can be renewed.
+	CanRenew  bool
+	RenewFrom time.Time
 
 	Ticket string // the recovery confirmation's hidden field
 

@@ -74,11 +74,13 @@ func (s *Server) renderHome(w http.ResponseWriter, r *http.Request, si *signedIn
 		return
 	}
 	certSession := si.sess.CertSerial != ""
+	canRenew, renewFrom := s.renewState(si, cur)
 	s.page(w, r, http.StatusOK, "home", pageData{
 		Title: "Service Portal", SignedIn: true, Account: acc, CertSession: certSession,
 		Cert: cur, SignIns: recent, Notice: notice,
 		CanIssue: acc.Method == certportal.MethodPassword && !certSession,
 		MinP12:   portal.MinP12Password,
+		CanRenew: canRenew, RenewFrom: renewFrom,
 	})
 }
 
