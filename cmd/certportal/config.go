@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -47,6 +48,11 @@ type Config struct {
 	SessionIdle      duration `json:"session_idle"`
 	SessionMax       duration `json:"session_max"`
 	RecoveriesPerDay int      `json:"recoveries_per_day"`
+	// RenewWindow is how long before expiry a user may renew a certificate
+	// (30 days); ReminderDays the days before expiry on which reminders are
+	// mailed ([30, 7, 1]; [] for none).
+	RenewWindow  duration `json:"renew_window"`
+	ReminderDays []int    `json:"reminder_days"`
 }
 
 // duration is a time.Duration written as "24h0m0s" in JSON.
@@ -92,6 +98,8 @@ func defaultConfig() Config {
 		SessionIdle:      duration(30 * time.Minute),
 		SessionMax:       duration(12 * time.Hour),
 		RecoveriesPerDay: 3,
+		RenewWindow:      duration(portal.DefaultRenewWindow),
+		ReminderDays:     slices.Clone(portal.DefaultReminderDays),
 	}
 }
 
@@ -185,6 +193,8 @@ func (a *app) openEnvWith(ctx context.Context, log *slog.Logger, adjust func(*Co
 		SessionIdle:      time.Duration(cfg.SessionIdle),
 		SessionMax:       time.Duration(cfg.SessionMax),
 		RecoveriesPerDay: cfg.RecoveriesPerDay,
+		RenewWindow:      time.Duration(cfg.RenewWindow),
+		ReminderDays:     cfg.ReminderDays,
 	}, log)
 	return &env{dir: a.dataDir, cfg: cfg, store: store, ca: auth, svc: svc, mailer: mailer}, nil
 }

@@ -207,7 +207,10 @@ func (a *app) certSource(e *env, o serveOptions, log *slog.Logger) (*web.CertRel
 	return r, nil
 }
 
-// housekeeping re-signs CRLs daily and removes expired sessions.
+// housekeeping re-signs CRLs daily, removes expired sessions and mails the
+// expiry reminders that are due. It runs at start and then hourly: a
+// reminder is due on a day, so an hour late is on time, and every replica
+// may run it (the database lets each reminder go out once).
 func (a *app) housekeeping(ctx context.Context, e *env, log *slog.Logger) {
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
@@ -219,6 +222,11 @@ func (a *app) housekeeping(ctx context.Context, e *env, log *slog.Logger) {
 		}
 		if err := e.store.Update(ctx, func(tx certportal.Tx) error { return tx.DeleteExpiredSessions(ctx, time.Now()) }); err != nil && ctx.Err() == nil {
 			log.Warn("session clean-up failed", "err", err)
+		}
+		if n, err := e.svc.SendReminders(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("expiry reminders: not all could be sent; the next run tries again", "sent", n, "err", err)
+		} else if n > 0 {
+			log.Info("expiry reminders sent", "count", n)
 		}
 		select {
 		case <-ctx.Done():

@@ -31,7 +31,7 @@ func openClientStore(dir string) (*clientstore.Store, error) {
 
 func (a *app) storeCommand() *cobra.Command {
 	c := &cobra.Command{Use: "store", Short: "Your certificate stores: import, export, list and delete certificates"}
-	c.AddCommand(a.storeImport(), a.storeExport(), a.storeList(), a.storeDelete())
+	c.AddCommand(a.storeImport(), a.storeExport(), a.storeList(), a.storeDelete(), a.storeRenew())
 	return c
 }
 
