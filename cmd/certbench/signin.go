@@ -1,0 +1,138 @@
+package main
+
+import (
+	"context"
+	"crypto"
+	"fmt"
+	"net/url"
+	"runtime"
+	"time"
+
+	"golang.org/x/crypto/ocsp"
+
+	"github.com/certportal/certportal/internal/loadgen"
+)
+
+// point is one step of the sign-in sweep.
+type point struct {
+	conc                  int
+	portal, nginx         float64 // requests per second
+	portalP99, nginxP99   time.Duration
+	portalErrs, nginxErrs int
+}
+
+// load runs the load generator against https://addr+path.
+func load(ctx context.Context, fx *fixture, addr, path string, conc int, keep bool, d time.Duration, body []byte, ctype string, expect int) (*loadgen.Result, error) {
+	cfg := loadgen.Config{
+		URL: "https://" + addr + path, Concurrency: conc, Duration: d, KeepAlive: keep,
+		TLS: fx.client, Expect: expect, Body: body, ContentType: ctype,
+	}
+	if body != nil {
+		cfg.Method = "POST"
+	}
+	res, err := loadgen.Run(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if res.Requests == 0 {
+		return nil, fmt.Errorf("no request to %s succeeded: %v", cfg.URL, res.FirstError)
+	}
+	return res, nil
+}
+
+// signIns runs the sweep of GET /api/whoami by client certificate on new
+// connections against nginx, then the kept-alive figure and OCSP.
+func (r *report) signIns(ctx context.Context, o options, fx *fixture) error {
+	serve, err := fx.startServe(ctx)
+	if err != nil {
+		return err
+	}
+	defer serve.stop()
+	ngx, err := fx.startNginx(ctx, o.nginx, runtime.NumCPU())
+	if err != nil {
+		return err
+	}
+	defer ngx.stop()
+	// Warm both up (first connections, page faults, CPU frequency).
+	for _, p := range []*process{serve, ngx} {
+		if _, err := load(ctx, fx, p.addr, "/api/whoami", 4, false, time.Second, nil, "", 200); err != nil {
+			return err
+		}
+	}
+	best := point{}
+	for _, c := range o.conc {
+		pr, err := load(ctx, fx, serve.addr, "/api/whoami", c, false, o.step, nil, "", 200)
+		if err != nil {
+			return err
+		}
+		nr, err := load(ctx, fx, ngx.addr, "/api/whoami", c, false, o.step, nil, "", 200)
+		if err != nil {
+			return err
+		}
+		pt := point{conc: c, portal: pr.Rate(), nginx: nr.Rate(), portalP99: pr.Latency.Quantile(0.99), nginxP99: nr.Latency.Quantile(0.99), portalErrs: pr.Errors, nginxErrs: nr.Errors}
+		logf("  c=%-3d certportal %7.0f/s (p99 %v)  nginx %7.0f/s (p99 %v)", c, pt.portal, pt.portalP99.Round(time.Microsecond), pt.nginx, pt.nginxP99.Round(time.Microsecond))
+		r.sweep = append(r.sweep, pt)
+		if pt.portal > best.portal {
+			best = pt
+		}
+	}
+	// The peak of each, wherever it falls, and the same concurrency.
+	peakN := 0.0
+	for _, p := range r.sweep {
+		peakN = max(peakN, p.nginx)
+	}
+	r.add(fmt.Sprintf("Sign-in by certificate, new TLS connection each (full handshake X25519, chain check, revocation lookup, /api/whoami), peak over c=%v / nginx peak", o.conc), best.portal, peakN, "/s", "≥ 1.0", best.portal >= peakN)
+	for _, c := range []int{32} {
+		pr, err := load(ctx, fx, serve.addr, "/api/whoami", c, true, o.step, nil, "", 200)
+		if err != nil {
+			return err
+		}
+		nr, err := load(ctx, fx, ngx.addr, "/api/whoami", c, true, o.step, nil, "", 200)
+		if err != nil {
+			return err
+		}
+		r.add(fmt.Sprintf("Sign-in by certificate, kept-alive connections, c=%d (revocation lookup per request) / nginx", c), pr.Rate(), nr.Rate(), "/s", "≥ 10,000/s", pr.Rate() >= 10000)
+		r.notes = append(r.notes, fmt.Sprintf("Kept-alive c=%d: certportal p99 %v, nginx p99 %v.", c, pr.Latency.Quantile(0.99).Round(time.Microsecond), nr.Latency.Quantile(0.99).Round(time.Microsecond)))
+	}
+	reqDER, err := ocsp.CreateRequest(fx.leaf, fx.issuing, &ocsp.RequestOptions{Hash: crypto.SHA1})
+	if err != nil {
+		return err
+	}
+	return r.ocspFigure(ctx, o, fx, serve, reqDER)
+}
+
+// passwords sends 100 password sign-ins at once (POST /login, each on its
+// own new connection) to a freshly started serve, and reads its peak RSS.
+func (r *report) passwords(ctx context.Context, o options, fx *fixture) error {
+	serve, err := fx.startServe(ctx)
+	if err != nil {
+		return err
+	}
+	defer serve.stop()
+	before, err := peakRSS(serve.cmd.Process.Pid)
+	if err != nil {
+		return err
+	}
+	body := []byte(url.Values{"id": {"pwuser"}, "password": {userPassword}}.Encode())
+	res, err := loadgen.Run(ctx, loadgen.Config{
+		URL: "https://" + serve.addr + "/login", Method: "POST", Body: body,
+		ContentType: "application/x-www-form-urlencoded", Concurrency: 100, Requests: 100,
+		TLS: fx.client, Expect: 303,
+	})
+	if err != nil {
+		return err
+	}
+	if res.Errors > 0 {
+		return fmt.Errorf("password sign-ins: %d of 100 failed: %v", res.Errors, res.FirstError)
+	}
+	hwm, err := peakRSS(serve.cmd.Process.Pid)
+	if err != nil {
+		return err
+	}
+	p99 := res.Latency.Quantile(0.99)
+	r.add("100 concurrent password sign-ins: peak RSS of serve (VmHWM) / 512 MiB goal", float64(hwm)/(1<<20), 512, " MiB", "≤ 1.0", hwm <= 512<<20)
+	r.add("100 concurrent password sign-ins: p99 latency / 1 s goal", p99.Seconds()*1000, 1000, " ms", "≤ 1.0", p99 <= time.Second)
+	r.notes = append(r.notes, fmt.Sprintf("Password sign-ins: serve's VmHWM was %.0f MiB after start-up, %.0f MiB after the 100 sign-ins; p50 %v, p99 %v, max %v (argon2id m=19 MiB, t=2, p=1 per SPEC).",
+		float64(before)/(1<<20), float64(hwm)/(1<<20), res.Latency.Quantile(0.5).Round(time.Millisecond), p99.Round(time.Millisecond), res.Latency.Max().Round(time.Millisecond)))
+	return nil
+}
