@@ -161,3 +161,103 @@ func TestStoreRenew(t *testing.T) {
 		t.Errorf("%d personal certificates after the refusals, want 1", n)
 	}
 }
+
+// setConfig changes keys of DATA/config.json as an administrator would.
+func setConfig(t *testing.T, data string, values map[string]any) {
+	t.Helper()
+	path := filepath.Join(data, "config.json")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg map[string]any
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range values {
+		cfg[k] = v
+	}
+	if b, err = json.MarshalIndent(cfg, "", "  "); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestServeRemindsAndRenews runs the real "serve" with config.json's
+// reminder_days and renew_window set so that a new certificate is already
+// due for both: serve's housekeeping mails the reminder at start (once,
+// audited), and "store renew" renews against that process.
+func TestServeRemindsAndRenews(t *testing.T) {
+	data := newData(t)
+	init := map[string]any{}
+	if err := json.Unmarshal([]byte(readText(t, filepath.Join(data, "config.json"))), &init); err != nil {
+		t.Fatal(err)
+	}
+	if init["renew_window"] != "720h0m0s" || len(init["reminder_days"].([]any)) != 3 {
+		t.Errorf("init wrote renew_window %v, reminder_days %v; want 720h0m0s and [30 7 1]", init["renew_window"], init["reminder_days"])
+	}
+	// A certificate lives a year (at most 366 days): 400 days puts it
+	// inside the window and past the reminder threshold at once.
+	setConfig(t, data, map[string]any{"renew_window": "9600h", "reminder_days": []int{400}})
+	ok(t, "", "user", "add", "--data", data, "--id", "rita", "--email", "rita@example.com", "--password-file", writeSecret(t, "account password 1"))
+	dir := t.TempDir()
+	p12, pw := filepath.Join(dir, "rita.p12"), writeSecret(t, "a pkcs12 password")
+	ok(t, "", "cert", "issue", "--data", data, "--id", "rita", "--out", p12, "--password-file", pw)
+	base := startServe(t, data)
+
+	var reminder string
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline) && reminder == ""; time.Sleep(100 * time.Millisecond) {
+		names, _ := filepath.Glob(filepath.Join(data, "outbox", "*.eml"))
+		for _, n := range names {
+			if b := readText(t, n); strings.Contains(b, "Subject: Your certificate for the portal expires") {
+				reminder = b
+			}
+		}
+	}
+	if reminder == "" {
+		t.Fatal("serve sent no reminder mail within 15 seconds of starting")
+	}
+	if !strings.Contains(reminder, "rita@example.com") || !strings.Contains(reminder, "certportal store renew --url https://localhost:8443") {
+		t.Errorf("the reminder does not go to rita or does not say how to renew:\n%s", reminder)
+	}
+	var events []struct{ Action string }
+	if err := json.Unmarshal([]byte(ok(t, "", "audit", "--data", data, "--id", "rita", "--json")), &events); err != nil {
+		t.Fatal(err)
+	}
+	sent := 0
+	for _, ev := range events {
+		if ev.Action == certportal.ActionReminderSent {
+			sent++
+		}
+	}
+	if sent != 1 {
+		t.Errorf("%d %s audit records, want 1", sent, certportal.ActionReminderSent)
+	}
+
+	storeDir := filepath.Join(dir, "store")
+	ok(t, "", "store", "import", p12, "--store-dir", storeDir, "--password-file", pw)
+	old := storeEntries(t, storeDir)["personal"]
+	var res map[string]entryJSON
+	if err := json.Unmarshal([]byte(ok(t, "", "store", "renew", "--url", base, "--store-dir", storeDir, "--json")), &res); err != nil {
+		t.Fatal(err)
+	}
+	now := storeEntries(t, storeDir)["personal"]
+	if len(old) != 1 || res["old"].Thumbprint != old[0] || len(now) != 1 || now[0] != res["new"].Thumbprint || now[0] == old[0] {
+		t.Errorf("store renew --json: %+v; personal store before %v, after %v", res, old, now)
+	}
+	if got := strings.TrimSpace(ok(t, "", "whoami", "--url", base, "--store-dir", storeDir)); got != "rita" {
+		t.Errorf("whoami after renewal: %q", got)
+	}
+}
+
+// readText returns a file's content as a string.
+func readText(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
