@@ -38,6 +38,9 @@ type Server struct {
 	MaxBody int64
 
 	pages pageSet
+	// verified remembers client certificates whose chains verified
+	// (web/conncert.go).
+	verified verifiedCerts
 }
 
 // New returns a Server for the service, which answers under the given host
