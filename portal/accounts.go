@@ -104,11 +104,12 @@ func (s *Service) CancelUser(ctx context.Context, a Actor, id string) error {
 	return nil
 }
 
-// Unlock lifts every lockout of an account.
-func (s *Service) Unlock(ctx context.Context, a Actor, id string) error {
-	return s.Store.Update(ctx, func(tx certportal.Tx) error {
-		acc, err := tx.Account(ctx, id)
-		if err != nil {
+// Unlock lifts every lockout of an account and returns the account.
+func (s *Service) Unlock(ctx context.Context, a Actor, id string) (*certportal.Account, error) {
+	var acc *certportal.Account
+	err := s.Store.Update(ctx, func(tx certportal.Tx) error {
+		var err error
+		if acc, err = tx.Account(ctx, id); err != nil {
 			return err
 		}
 		if err := tx.Unlock(ctx, certportal.IDKey(acc.ID)); err != nil {
@@ -116,6 +117,7 @@ func (s *Service) Unlock(ctx context.Context, a Actor, id string) error {
 		}
 		return s.audit(ctx, tx, a, acc.ID, certportal.ActionUnlock, "")
 	})
+	return acc, err
 }
 
 // Audit returns the audit log, for one account or all.

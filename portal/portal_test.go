@@ -168,7 +168,7 @@ func TestLockoutAfterFiveFailures(t *testing.T) {
 	if _, err := e.svc.PasswordSignIn(ctx, "dave", "account password dave", "10.0.0.3"); err != nil {
 		t.Fatalf("sign-in from another address: %v", err)
 	}
-	if err := e.svc.Unlock(ctx, portal.Admin, "dave"); err != nil {
+	if _, err := e.svc.Unlock(ctx, portal.Admin, "dave"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e.svc.PasswordSignIn(ctx, "dave", "account password dave", "10.0.0.2"); err != nil {

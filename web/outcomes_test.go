@@ -51,7 +51,7 @@ func TestPasswordOutcomes(t *testing.T) {
 
 	// An administrator's reset mails a temporary password; once expired,
 	// /login refuses it with a pointer to recovery, and /recover takes it.
-	if err := e.svc.Unlock(context.Background(), portal.Admin, "bob"); err != nil {
+	if _, err := e.svc.Unlock(context.Background(), portal.Admin, "bob"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e.svc.ResetPassword(context.Background(), portal.Admin, "bob"); err != nil {

@@ -187,10 +187,11 @@ func (a *app) userCancel() *cobra.Command {
 func (a *app) userUnlock() *cobra.Command {
 	return a.userAction("unlock", "Lift a password lockout",
 		func(e *env, cmd *cobra.Command, id string) (string, error) {
-			if err := e.svc.Unlock(cmd.Context(), portal.Admin, id); err != nil {
+			acc, err := e.svc.Unlock(cmd.Context(), portal.Admin, id)
+			if err != nil {
 				return "", err
 			}
-			return fmt.Sprintf("Unlocked %s.", id), nil
+			return fmt.Sprintf("Unlocked %s.", acc.ID), nil
 		})
 }
 
