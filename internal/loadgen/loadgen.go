@@ -141,6 +141,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		go func() {
 			defer wg.Done()
 			w := worker{addr: addr, tls: tc, req: req, expect: cfg.Expect, keep: cfg.KeepAlive}
+			defer total.merge(&w.hist) // also when the time is up mid-request
 			defer w.close()
 			for take() {
 				t0 := time.Now()
@@ -156,7 +157,6 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 				w.hist.Record(time.Since(t0))
 				ok.Add(1)
 			}
-			total.merge(&w.hist)
 		}()
 	}
 	wg.Wait()

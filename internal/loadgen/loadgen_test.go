@@ -149,6 +149,22 @@ func TestRunModes(t *testing.T) {
 	}
 }
 
+// TestRunByTime: a run bounded by time records the latency of every
+// request it counts, including those of a worker cut off by the deadline.
+func TestRunByTime(t *testing.T) {
+	s := newServer(t)
+	client := s.Client().Transport.(*http.Transport).TLSClientConfig
+	for _, conc := range []int{1, 3} {
+		res, err := Run(context.Background(), Config{URL: s.URL, Concurrency: conc, Duration: 200 * time.Millisecond, TLS: &tls.Config{RootCAs: client.RootCAs}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Requests == 0 || res.Latency.Count() != uint64(res.Requests) || res.Latency.Quantile(0.99) <= 0 {
+			t.Errorf("c=%d: %d requests, %d latencies, p99 %v", conc, res.Requests, res.Latency.Count(), res.Latency.Quantile(0.99))
+		}
+	}
+}
+
 func TestRunCountsWrongStatusAndStopsInTime(t *testing.T) {
 	s := newServer(t)
 	client := s.Client().Transport.(*http.Transport).TLSClientConfig
