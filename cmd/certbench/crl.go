@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -144,6 +145,7 @@ func crlChild(args []string) int {
 	caDir := fs.String("ca", "", "CA directory")
 	mode := fs.String("mode", "full", "full or raw")
 	shift := fs.Int("shift", 1, "days (of 25 h) to move the clock, so the stored CRL is stale")
+	prof := fs.String("cpuprofile", "", "write a CPU profile of the signing here")
 	fs.Parse(args)
 	ctx := context.Background()
 	fail := func(err error) int { fmt.Fprintln(os.Stderr, err); return 1 }
@@ -162,6 +164,14 @@ func crlChild(args []string) int {
 	issuer := auth.Issuing.Subject.CommonName
 	var der []byte
 	var d time.Duration
+	if *prof != "" {
+		f, err := os.Create(*prof)
+		if err != nil {
+			return fail(err)
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
 	if *mode == "full" {
 		svc := portal.New(store, auth, nopMailer{}, portal.Config{}, slog.New(slog.DiscardHandler))
 		svc.Now = clock

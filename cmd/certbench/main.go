@@ -35,6 +35,7 @@ type options struct {
 	step       time.Duration // length of one load step
 	conc       []int         // concurrency levels of the sign-in sweep
 	crlSizes   []int         // revoked entries of the CRL figures
+	keep       bool          // keep the work directory, for profiling
 }
 
 func main() {
@@ -50,6 +51,7 @@ func main() {
 	flag.DurationVar(&o.step, "step", 3*time.Second, "duration of each load step")
 	flag.StringVar(&conc, "concurrency", "1,2,4,8,16,32,64", "concurrency levels of the sign-in sweep")
 	flag.StringVar(&sizes, "crl", "10000,100000,1000000", "revoked entries of the CRL figures")
+	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (data dir, databases) and print where it is")
 	flag.Parse()
 	var err error
 	if o.conc, err = ints(conc); err == nil {
@@ -95,7 +97,11 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(work)
+	if o.keep {
+		defer logf("kept the work directory %s", work)
+	} else {
+		defer os.RemoveAll(work)
+	}
 	if o.certportal == "" {
 		o.certportal = filepath.Join(work, "certportal")
 		logf("building certportal")
