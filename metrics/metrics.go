@@ -53,7 +53,7 @@ func New() *Metrics {
 		}),
 		signIns: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "certportal_signins_total",
-			Help: "Sign-in attempts by method (password, certificate) and outcome (ok, failed, revoked, expired, unknown, cancelled, use_certificate, password_expired, error).",
+			Help: "Sign-in attempts by method and outcome (ok, failed, revoked, expired, unknown, cancelled, use_certificate, password_expired, error). Method certificate counts every request authenticated by client certificate (GET / without a session, /api/*), not only those that start a session.",
 		}, []string{"method", "outcome"}),
 		revocation: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "certportal_revocation_checks_total",
