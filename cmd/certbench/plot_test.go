@@ -1,0 +1,63 @@
+package main
+
+import (
+	"image/png"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestNiceCeil(t *testing.T) {
+	for _, tt := range []struct{ in, want float64 }{{0, 1}, {7, 10}, {12, 20}, {1540, 2000}, {4100, 5000}, {50000, 50000}} {
+		if got := niceCeil(tt.in); got != tt.want {
+			t.Errorf("niceCeil(%v) = %v, want %v", tt.in, got, tt.want)
+		}
+	}
+}
+
+// TestPlotAndTable draws a plot and a table from made-up figures and checks
+// the PNG decodes with both series in it and the table carries the ratios.
+func TestPlotAndTable(t *testing.T) {
+	pts := []point{{conc: 1, portal: 700, nginx: 600}, {conc: 4, portal: 1500, nginx: 1200}, {conc: 16, portal: 900, nginx: 500}}
+	path := filepath.Join(t.TempDir(), "p.png")
+	if err := writePlot(path, pts); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	b := img.Bounds()
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			r, g, bl, _ := img.At(x, y).RGBA()
+			switch {
+			case r>>8 == 0x1f && g>>8 == 0x77 && bl>>8 == 0xb4:
+				seen["certportal"] = true
+			case r>>8 == 0x2c && g>>8 == 0xa0 && bl>>8 == 0x2c:
+				seen["nginx"] = true
+			}
+		}
+	}
+	if !seen["certportal"] || !seen["nginx"] || b.Dx() != 800 {
+		t.Errorf("plot %v wide, series drawn: %v", b.Dx(), seen)
+	}
+	r := &report{sweep: pts, started: time.Now()}
+	r.add("kept-alive", 10500, 30000, "/s", "≥ 10,000/s", true)
+	r.add("p99", 2500, 1000, " ms", "≤ 1.0", false)
+	r.addMissing("PostgreSQL", "not reachable")
+	md := r.markdown()
+	for _, want := range []string{"| kept-alive | 10500/s | 30000/s | 0.35 | ≥ 10,000/s | yes |", "| p99 | 2500 ms | 1000 ms | 2.50 | ≤ 1.0 | **no** |", "not measured: not reachable", "| 4 | 1500 |"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("the table lacks %q:\n%s", want, md)
+		}
+	}
+}
