@@ -3,6 +3,7 @@ package ca
 import (
 	"crypto"
 	"crypto/x509"
+	"encoding/hex"
 	"math/big"
 	"strings"
 	"time"
@@ -37,29 +38,11 @@ func (a *Authority) SignCRL(issuer string, number int64, revoked []certportal.Re
 	}
 	thisUpdate = a.now().UTC().Truncate(time.Second)
 	nextUpdate = thisUpdate.Add(CRLLifetime)
-	entries := make([]x509.RevocationListEntry, 0, len(revoked))
-	seen := map[string]bool{}
-	for _, r := range revoked {
-		hex, err := certportal.NormalizeSerial(r.Serial)
-		if err != nil {
+	entries, ok := sortedEntries(revoked, thisUpdate)
+	if !ok {
+		if entries, err = anyEntries(revoked, thisUpdate); err != nil {
 			return nil, time.Time{}, time.Time{}, err
 		}
-		if seen[hex] {
-			continue // a serial listed twice would make the CRL ambiguous
-		}
-		seen[hex] = true
-		serial, _ := new(big.Int).SetString(hex, 16)
-		at := r.Time.UTC().Truncate(time.Second)
-		if at.IsZero() || at.After(thisUpdate) {
-			// A revocation recorded by a replica whose clock runs ahead
-			// must not postdate the CRL (RFC 5280 section 5.3.2).
-			at = thisUpdate
-		}
-		reason := int(r.Reason)
-		if r.Reason == certportal.ReasonNone {
-			reason = 0 // zero omits the extension
-		}
-		entries = append(entries, x509.RevocationListEntry{SerialNumber: serial, RevocationTime: at, ReasonCode: reason})
 	}
 	der, err = x509.CreateRevocationList(randOr(a.Rand), &x509.RevocationList{
 		SignatureAlgorithm:        signatureAlgorithm(key.Public()),
@@ -72,4 +55,80 @@ func (a *Authority) SignCRL(issuer string, number int64, revoked []certportal.Re
 		return nil, time.Time{}, time.Time{}, wrapError(certportal.Internal, err, "could not sign the CRL of "+issuer)
 	}
 	return der, thisUpdate, nextUpdate, nil
+}
+
+// sortedEntries is the fast path for what the database hands over: serials
+// in canonical form (certportal.FormatSerial: upper-case hex, even length,
+// no leading zero byte) in strictly ascending order. Canonical strings are
+// equal exactly when the numbers are, so strict order proves there are no
+// duplicates without a map, and each serial is decoded with hex rather
+// than parsed and re-formatted (together about a quarter of the signing
+// time of a million-entry CRL). It returns false, having checked nothing
+// else, when any serial is out of order or not canonical; anyEntries then
+// does the careful work.
+func sortedEntries(revoked []certportal.Revocation, thisUpdate time.Time) ([]x509.RevocationListEntry, bool) {
+	entries := make([]x509.RevocationListEntry, len(revoked))
+	prev := ""
+	for i, r := range revoked {
+		if !canonicalSerial(r.Serial) || (i > 0 && r.Serial <= prev) {
+			return nil, false
+		}
+		prev = r.Serial
+		b, err := hex.DecodeString(r.Serial)
+		if err != nil {
+			return nil, false
+		}
+		entries[i] = crlEntry(new(big.Int).SetBytes(b), r, thisUpdate)
+	}
+	return entries, true
+}
+
+// canonicalSerial reports whether s is a serial as FormatSerial writes it,
+// at most 20 bytes long (RFC 5280 section 4.1.2.2).
+func canonicalSerial(s string) bool {
+	if len(s) == 0 || len(s)%2 == 1 || len(s) > 40 || (len(s) > 2 && s[0] == '0' && s[1] == '0') {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= '0' && c <= '9' || c >= 'A' && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
+
+// anyEntries accepts serials in any form NormalizeSerial does, in any
+// order, and drops a serial listed twice, which would make the CRL
+// ambiguous.
+func anyEntries(revoked []certportal.Revocation, thisUpdate time.Time) ([]x509.RevocationListEntry, error) {
+	entries := make([]x509.RevocationListEntry, 0, len(revoked))
+	seen := map[string]bool{}
+	for _, r := range revoked {
+		hex, err := certportal.NormalizeSerial(r.Serial)
+		if err != nil {
+			return nil, err
+		}
+		if seen[hex] {
+			continue
+		}
+		seen[hex] = true
+		serial, _ := new(big.Int).SetString(hex, 16)
+		entries = append(entries, crlEntry(serial, r, thisUpdate))
+	}
+	return entries, nil
+}
+
+// crlEntry is the CRL entry of one revocation.
+func crlEntry(serial *big.Int, r certportal.Revocation, thisUpdate time.Time) x509.RevocationListEntry {
+	at := r.Time.UTC().Truncate(time.Second)
+	if at.IsZero() || at.After(thisUpdate) {
+		// A revocation recorded by a replica whose clock runs ahead
+		// must not postdate the CRL (RFC 5280 section 5.3.2).
+		at = thisUpdate
+	}
+	reason := int(r.Reason)
+	if r.Reason == certportal.ReasonNone {
+		reason = 0 // zero omits the extension
+	}
+	return x509.RevocationListEntry{SerialNumber: serial, RevocationTime: at, ReasonCode: reason}
 }
