@@ -44,9 +44,15 @@ type Tx interface {
 	Certificate(ctx context.Context, serial string) (*Certificate, error)
 	CertificateBySHA256(ctx context.Context, fingerprint string) (*Certificate, error)
 	ListCertificates(ctx context.Context, f CertFilter) ([]Certificate, error)
-	// RevokeCertificate marks a certificate revoked; revoking a revoked
-	// certificate returns Conflict and changes nothing.
+	// RevokeCertificate marks a certificate revoked and, in the same
+	// transaction, adds one to its issuer's RevocationCount; revoking a
+	// revoked certificate returns Conflict and changes nothing.
 	RevokeCertificate(ctx context.Context, serial string, at time.Time, reason RevocationReason) error
+	// RevocationCount returns how many revocations of an issuer's
+	// certificates have committed (0 before the first). It only grows, one
+	// per revocation in commit order, so a CRL that covers the count read
+	// lists every revocation committed before the read.
+	RevocationCount(ctx context.Context, issuer string) (int64, error)
 	// Revocations lists the revoked certificates of one issuer that have
 	// not yet expired before notAfter, for its CRL.
 	Revocations(ctx context.Context, issuer string, expiredBefore time.Time) ([]Revocation, error)
@@ -84,7 +90,8 @@ type Tx interface {
 	CountAudit(ctx context.Context, accountID, action string, since time.Time) (int, error)
 
 	// CRLs: NextCRLNumber returns a number never returned before for that
-	// CA (across replicas); SaveCRL stores signed bytes.
+	// CA (across replicas); SaveCRL stores signed bytes with the
+	// RevocationCount they cover, which LatestCRL returns.
 	NextCRLNumber(ctx context.Context, issuer string) (int64, error)
 	SaveCRL(ctx context.Context, c *CRL) error
 	LatestCRL(ctx context.Context, issuer string) (*CRL, error)
@@ -140,4 +147,9 @@ type CRL struct {
 	ThisUpdate time.Time
 	NextUpdate time.Time
 	DER        []byte
+	// Revocations is the issuer's RevocationCount the CRL covers: it was
+	// read before the revocations were listed, so the CRL lists every
+	// revocation counted in it. A CRL whose Revocations is below the
+	// current count misses a revocation and must not be served.
+	Revocations int64
 }

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -249,19 +250,33 @@ func (t *tx) RevokeCertificate(ctx context.Context, serial string, at time.Time,
 	if at.IsZero() {
 		return errf(certportal.Invalid, "a revocation needs a time")
 	}
-	tag, err := t.tx.Exec(ctx, `UPDATE certificates SET revoked = $1, reason = $2 WHERE serial = $3 AND revoked IS NULL`,
-		at, int32(reason), serial)
-	if err != nil {
+	var issuer string
+	err := t.tx.QueryRow(ctx, `UPDATE certificates SET revoked = $1, reason = $2 WHERE serial = $3 AND revoked IS NULL RETURNING issuer`,
+		at, int32(reason), serial).Scan(&issuer)
+	if err == nil {
+		// Counted in the same transaction: the CRL check compares this
+		// count with the one a stored CRL covers. The row stays locked
+		// until the commit, so counts follow the commit order.
+		_, err = t.tx.Exec(ctx, `INSERT INTO crl_state (issuer, revocations) VALUES ($1, 1)
+			ON CONFLICT (issuer) DO UPDATE SET revocations = crl_state.revocations + 1`, issuer)
 		return mapError(err, "", "")
 	}
-	if tag.RowsAffected() == 1 {
-		return nil
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return mapError(err, "", "")
 	}
 	var one int
 	if err := t.tx.QueryRow(ctx, `SELECT 1 FROM certificates WHERE serial = $1`, serial).Scan(&one); err != nil {
 		return mapError(err, fmt.Sprintf("no certificate with serial %s", serial), "")
 	}
 	return errf(certportal.Conflict, "the certificate with serial %s is revoked already", serial)
+}
+
+// RevocationCount returns how many revocations of issuer's certificates
+// have committed.
+func (t *tx) RevocationCount(ctx context.Context, issuer string) (int64, error) {
+	var n int64
+	err := t.tx.QueryRow(ctx, `SELECT COALESCE((SELECT revocations FROM crl_state WHERE issuer = $1), 0)`, issuer).Scan(&n)
+	return n, mapError(err, "", "")
 }
 
 // Revocations lists the revoked certificates of issuer whose notAfter is

@@ -275,9 +275,9 @@ func (t *tx) NextCRLNumber(ctx context.Context, issuer string) (int64, error) {
 // SaveCRL stores a signed CRL and drops all but the latest few of its
 // issuer. Conflict when that number is stored already.
 func (t *tx) SaveCRL(ctx context.Context, c *certportal.CRL) error {
-	tag, err := t.tx.Exec(ctx, `INSERT INTO crls (issuer, number, this_update, next_update, der) VALUES ($1, $2, $3, $4, $5)
+	tag, err := t.tx.Exec(ctx, `INSERT INTO crls (issuer, number, this_update, next_update, der, revocations) VALUES ($1, $2, $3, $4, $5, $6)
 		ON CONFLICT DO NOTHING`,
-		c.Issuer, c.Number, ts(c.ThisUpdate), ts(c.NextUpdate), c.DER)
+		c.Issuer, c.Number, ts(c.ThisUpdate), ts(c.NextUpdate), c.DER, c.Revocations)
 	if err != nil {
 		return mapError(err, "", "")
 	}
@@ -293,8 +293,8 @@ func (t *tx) SaveCRL(ctx context.Context, c *certportal.CRL) error {
 func (t *tx) LatestCRL(ctx context.Context, issuer string) (*certportal.CRL, error) {
 	var c certportal.CRL
 	var this, next *time.Time
-	err := t.tx.QueryRow(ctx, `SELECT issuer, number, this_update, next_update, der FROM crls
-		WHERE issuer = $1 ORDER BY number DESC LIMIT 1`, issuer).Scan(&c.Issuer, &c.Number, &this, &next, &c.DER)
+	err := t.tx.QueryRow(ctx, `SELECT issuer, number, this_update, next_update, der, revocations FROM crls
+		WHERE issuer = $1 ORDER BY number DESC LIMIT 1`, issuer).Scan(&c.Issuer, &c.Number, &this, &next, &c.DER, &c.Revocations)
 	if err != nil {
 		return nil, mapError(err, fmt.Sprintf("no CRL has been signed for %s yet", issuer), "")
 	}

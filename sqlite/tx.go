@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -296,12 +297,17 @@ func (t *tx) RevokeCertificate(ctx context.Context, serial string, at time.Time,
 	if at.IsZero() {
 		return errf(certportal.Invalid, "a revocation needs a time")
 	}
-	res, err := t.exec(ctx, `UPDATE certificates SET revoked = ?, reason = ? WHERE serial = ? AND revoked IS NULL`,
-		micros(at), int64(reason), serial)
-	if err != nil {
+	var issuer string
+	err := t.queryRow(ctx, `UPDATE certificates SET revoked = ?, reason = ? WHERE serial = ? AND revoked IS NULL RETURNING issuer`,
+		micros(at), int64(reason), serial).Scan(&issuer)
+	if err == nil {
+		// Counted in the same transaction: the CRL check compares
+		// this count with the one a stored CRL covers.
+		_, err = t.exec(ctx, `INSERT INTO crl_state (issuer, revocations) VALUES (?, 1)
+			ON CONFLICT (issuer) DO UPDATE SET revocations = revocations + 1`, issuer)
 		return mapError(err, "", "")
 	}
-	if n, err := res.RowsAffected(); err != nil || n == 1 {
+	if !errors.Is(err, sql.ErrNoRows) {
 		return mapError(err, "", "")
 	}
 	var one int
@@ -310,6 +316,14 @@ func (t *tx) RevokeCertificate(ctx context.Context, serial string, at time.Time,
 	}
 	return &certportal.Error{Code: certportal.Conflict, Op: op,
 		Message: fmt.Sprintf("the certificate with serial %s is revoked already", serial)}
+}
+
+// RevocationCount returns how many revocations of issuer's certificates
+// have committed.
+func (t *tx) RevocationCount(ctx context.Context, issuer string) (int64, error) {
+	var n int64
+	err := t.queryRow(ctx, `SELECT COALESCE((SELECT revocations FROM crl_state WHERE issuer = ?), 0)`, issuer).Scan(&n)
+	return n, mapError(err, "", "")
 }
 
 // Revocations lists the revoked certificates of issuer whose notAfter is

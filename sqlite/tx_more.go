@@ -248,8 +248,8 @@ func (t *tx) NextCRLNumber(ctx context.Context, issuer string) (int64, error) {
 // SaveCRL stores a signed CRL and drops all but the latest few of its
 // issuer. Conflict when that number is stored already.
 func (t *tx) SaveCRL(ctx context.Context, c *certportal.CRL) error {
-	_, err := t.exec(ctx, `INSERT INTO crls (issuer, number, this_update, next_update, der) VALUES (?, ?, ?, ?, ?)`,
-		c.Issuer, c.Number, micros(c.ThisUpdate), micros(c.NextUpdate), c.DER)
+	_, err := t.exec(ctx, `INSERT INTO crls (issuer, number, this_update, next_update, der, revocations) VALUES (?, ?, ?, ?, ?, ?)`,
+		c.Issuer, c.Number, micros(c.ThisUpdate), micros(c.NextUpdate), c.DER, c.Revocations)
 	if err != nil {
 		return mapError(err, "", fmt.Sprintf("CRL number %d of %s is stored already", c.Number, c.Issuer))
 	}
@@ -262,8 +262,8 @@ func (t *tx) SaveCRL(ctx context.Context, c *certportal.CRL) error {
 func (t *tx) LatestCRL(ctx context.Context, issuer string) (*certportal.CRL, error) {
 	var c certportal.CRL
 	var this, next sql.NullInt64
-	err := t.queryRow(ctx, `SELECT issuer, number, this_update, next_update, der FROM crls
-		WHERE issuer = ? ORDER BY number DESC LIMIT 1`, issuer).Scan(&c.Issuer, &c.Number, &this, &next, &c.DER)
+	err := t.queryRow(ctx, `SELECT issuer, number, this_update, next_update, der, revocations FROM crls
+		WHERE issuer = ? ORDER BY number DESC LIMIT 1`, issuer).Scan(&c.Issuer, &c.Number, &this, &next, &c.DER, &c.Revocations)
 	if err != nil {
 		return nil, mapError(err, fmt.Sprintf("no CRL has been signed for %s yet", issuer), "")
 	}

@@ -193,7 +193,8 @@ func testCRLs(t *testing.T, s certportal.Store) {
 	wantCode(t, "LatestCRL before any", err, certportal.NotFound)
 	mk := func(issuer string, n int64) *certportal.CRL {
 		return &certportal.CRL{Issuer: issuer, Number: n, ThisUpdate: base.Add(time.Duration(n) * time.Hour),
-			NextUpdate: base.Add(time.Duration(n)*time.Hour + 7*24*time.Hour), DER: []byte(fmt.Sprintf("crl %s %d", issuer, n))}
+			NextUpdate: base.Add(time.Duration(n)*time.Hour + 7*24*time.Hour), DER: []byte(fmt.Sprintf("crl %s %d", issuer, n)),
+			Revocations: 1000 + n}
 	}
 	// Out of order: the highest number wins, not the last saved.
 	for _, c := range []*certportal.CRL{mk("SOP-ICA1", 1), mk("SOP-ICA1", 3), mk("SOP-ICA1", 2), mk("SOP-RCA", 9)} {
@@ -207,7 +208,7 @@ func testCRLs(t *testing.T, s certportal.Store) {
 			if err != nil {
 				return err
 			}
-			if got.Issuer != want.Issuer || got.Number != want.Number || string(got.DER) != string(want.DER) {
+			if got.Issuer != want.Issuer || got.Number != want.Number || string(got.DER) != string(want.DER) || got.Revocations != want.Revocations {
 				t.Errorf("LatestCRL(%s) = %+v, want %+v", want.Issuer, got, want)
 			}
 			sameTime(t, "ThisUpdate", got.ThisUpdate, want.ThisUpdate)

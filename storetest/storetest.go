@@ -41,6 +41,8 @@ func Run(t *testing.T, open func(t *testing.T) certportal.Store) {
 		{"Audit", testAudit},
 		{"CRLNumbers", testCRLNumbers},
 		{"CRLs", testCRLs},
+		{"RevocationCount", testRevocationCount},
+		{"RevocationCountConcurrent", testRevocationCountConcurrent},
 		{"ConcurrentIssue", testConcurrentIssue},
 		{"ExpiringCertificates", testExpiringCertificates},
 		{"ClaimReminder", testClaimReminder},
