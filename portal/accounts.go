@@ -100,6 +100,7 @@ func (s *Service) CancelUser(ctx context.Context, a Actor, id string) error {
 	if err != nil {
 		return err
 	}
+	s.crlsChanged()
 	s.notify(ctx, acc.ID, mail.NoticeCancelled(acc.Email, acc.ID))
 	return nil
 }

@@ -87,6 +87,7 @@ func (s *Service) issue(ctx context.Context, a Actor, req IssueRequest) (*Issued
 		if err != nil {
 			return nil, err
 		}
+		s.crlsChanged() // the previous certificate, if any, is revoked
 		s.notify(ctx, acc.ID, mail.NoticeCertificateIssued(acc.Email, acc.ID, rec.Serial, rec.Thumbprint, rec.NotAfter))
 		return &Issued{Cert: rec, P12: p12}, nil
 	}
@@ -148,22 +149,17 @@ func certRecord(leaf *x509.Certificate, id string, now time.Time) *certportal.Ce
 	}
 }
 
-// revokeAll revokes every unrevoked certificate of an account in tx and
-// re-signs the CRLs concerned.
+// revokeAll revokes every unrevoked certificate of an account in tx. It
+// signs no CRL: the store counts each revocation in tx, Service.CRL serves
+// no CRL that misses a committed one, and the caller calls crlsChanged
+// once tx has committed.
 func (s *Service) revokeAll(ctx context.Context, tx certportal.Tx, a Actor, id string, reason certportal.RevocationReason) error {
 	certs, err := tx.ListCertificates(ctx, certportal.CertFilter{AccountID: id, Unrevoked: true})
 	if err != nil {
 		return err
 	}
-	issuers := map[string]bool{}
 	for _, c := range certs {
 		if err := s.revokeOne(ctx, tx, a, &c, reason); err != nil {
-			return err
-		}
-		issuers[c.Issuer] = true
-	}
-	for iss := range issuers {
-		if _, err := s.signCRL(ctx, tx, iss); err != nil {
 			return err
 		}
 	}
@@ -200,10 +196,13 @@ func (s *Service) Revoke(ctx context.Context, a Actor, serial string, reason cer
 		}
 		// Ending the sessions bound to it happens at their next request:
 		// a certificate session checks its certificate every time.
-		_, err = s.signCRL(ctx, tx, c.Issuer)
-		return err
+		return nil
 	})
-	return c, err
+	if err != nil {
+		return c, err
+	}
+	s.crlsChanged()
+	return c, nil
 }
 
 // Certificates lists certificates, for one account ("" = all).
@@ -233,79 +232,6 @@ func (s *Service) CurrentCertificate(ctx context.Context, id string) (*certporta
 		return err
 	})
 	return cur, err
-}
-
-// crlRefresh is how old a CRL may get before it is re-signed: SPEC.md asks
-// for a daily re-signing, with nextUpdate a week ahead.
-const crlRefresh = 24 * time.Hour
-
-// signCRLNow is signCRL without the report to Events.
-func (s *Service) signCRLNow(ctx context.Context, tx certportal.Tx, issuer string) (*certportal.CRL, error) {
-	n, err := tx.NextCRLNumber(ctx, issuer)
-	if err != nil {
-		return nil, err
-	}
-	revs, err := tx.Revocations(ctx, issuer, s.now())
-	if err != nil {
-		return nil, err
-	}
-	der, this, next, err := s.CA.SignCRL(issuer, n, revs)
-	if err != nil {
-		return nil, err
-	}
-	c := &certportal.CRL{Issuer: issuer, Number: n, ThisUpdate: this, NextUpdate: next, DER: der}
-	if err := tx.SaveCRL(ctx, c); err != nil {
-		return nil, err
-	}
-	return c, nil
-}
-
-// CRLIssuers lists the CAs whose CRLs are kept fresh: the root and every
-// issuing CA that has not expired yet (after a rollover the older ones keep
-// publishing until their last certificate, which cannot outlive them, has
-// expired).
-func (s *Service) CRLIssuers() []string {
-	names := []string{s.CA.Root.Subject.CommonName}
-	for _, c := range s.CA.Issuers {
-		if s.now().Before(c.NotAfter) {
-			names = append(names, c.Subject.CommonName)
-		}
-	}
-	return names
-}
-
-// CRL returns the current CRL of an issuer ("SOP-ICA1" or the root's CN),
-// signing a new one when none exists or the stored one is a day old.
-func (s *Service) CRL(ctx context.Context, issuer string) ([]byte, error) {
-	var c *certportal.CRL
-	err := s.Store.View(ctx, func(tx certportal.Tx) error {
-		var err error
-		c, err = tx.LatestCRL(ctx, issuer)
-		return err
-	})
-	if err == nil && s.now().Sub(c.ThisUpdate) < crlRefresh {
-		return c.DER, nil
-	}
-	if err != nil && certportal.ErrorCodeOf(err) != certportal.NotFound {
-		return nil, err
-	}
-	err = s.Store.Update(ctx, func(tx certportal.Tx) error {
-		// Another request or replica may have signed one meanwhile.
-		if latest, err := tx.LatestCRL(ctx, issuer); err == nil && s.now().Sub(latest.ThisUpdate) < crlRefresh {
-			c = latest
-			return nil
-		}
-		var err error
-		c, err = s.signCRL(ctx, tx, issuer)
-		if err != nil {
-			return err
-		}
-		return s.audit(ctx, tx, Actor{Name: "system", Remote: "-"}, "", certportal.ActionCRLSigned, issuer)
-	})
-	if err != nil {
-		return nil, err
-	}
-	return c.DER, nil
 }
 
 // OCSP answers an OCSP request (DER) for one of the issuing CAs (the one

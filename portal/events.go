@@ -54,8 +54,9 @@ func (s *Service) events() Events {
 // Issue issues a certificate for an active account and returns it as a
 // PKCS#12 file. In one transaction it revokes the account's previous
 // certificate (superseded), records the new one, sets the sign-in method to
-// certificate, re-signs the CRL if something was revoked, and audits all of
-// it. The key is generated here and dropped once the file is made.
+// certificate and audits all of it; the CRL is re-signed after the commit,
+// outside the transaction (see CRL). The key is generated here and dropped
+// once the file is made.
 func (s *Service) Issue(ctx context.Context, a Actor, req IssueRequest) (*Issued, error) {
 	start := time.Now()
 	out, err := s.issue(ctx, a, req)
@@ -95,11 +96,14 @@ func (s *Service) lookupCert(ctx context.Context, fp string) (*certportal.Accoun
 	return acc, c, err
 }
 
-// signCRL signs a new CRL for issuer within tx, with the next CRL number.
-func (s *Service) signCRL(ctx context.Context, tx certportal.Tx, issuer string) (*certportal.CRL, error) {
+// signCRL signs and stores a new CRL for issuer unless the stored one is
+// current; only a signing (or a failure) is reported.
+func (s *Service) signCRL(ctx context.Context, issuer string) (*certportal.CRL, error) {
 	start := time.Now()
-	c, err := s.signCRLNow(ctx, tx, issuer)
-	s.events().CRLSigned(issuer, time.Since(start), err)
+	c, signed, err := s.signCRLNow(ctx, issuer)
+	if signed || err != nil {
+		s.events().CRLSigned(issuer, time.Since(start), err)
+	}
 	return c, err
 }
 

@@ -90,6 +90,8 @@ type Service struct {
 	// Events, when set, hears what the service did (for metrics); nil
 	// reports nothing.
 	Events Events
+
+	crl crlSigning // see crl.go
 }
 
 // New returns a Service with defaults filled in.

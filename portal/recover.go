@@ -153,6 +153,7 @@ func (s *Service) resetPassword(ctx context.Context, a Actor, id, ticketID, why 
 	if err != nil {
 		return nil, err
 	}
+	s.crlsChanged()
 	return acc, nil
 }
 

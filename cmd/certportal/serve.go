@@ -141,6 +141,9 @@ func (a *app) serve(ctx context.Context, o serveOptions, ready func(e *env, http
 	bg, stopBG := context.WithCancel(ctx)
 	defer stopBG()
 	go a.housekeeping(bg, e, log)
+	// Revocations no longer sign a CRL in their transaction; this re-signs
+	// soon after them, so the stored CRLs stay current between downloads.
+	go e.svc.RunCRLSigner(bg)
 	// SIGHUP reloads the TLS certificate files; the poll picks up changed
 	// files (a renewal by another replica, a new --tls-cert) by itself.
 	hup := make(chan os.Signal, 1)
