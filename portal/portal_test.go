@@ -241,7 +241,7 @@ func BenchmarkRawIssue(b *testing.B) {
 }
 
 // BenchmarkIssue is the full path: the same plus the database
-// transaction (revoke the previous certificate, insert, method, CRL) and
+// transaction (revoke the previous certificate, insert, method) and
 // the audit records. Compare its rate with BenchmarkRawIssue's.
 func BenchmarkIssue(b *testing.B) {
 	e := newEnv(b)
