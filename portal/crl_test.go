@@ -12,6 +12,7 @@ import (
 
 	"github.com/certportal/certportal"
 	"github.com/certportal/certportal/ca"
+	"github.com/certportal/certportal/internal/pgtest"
 	certmail "github.com/certportal/certportal/mail"
 	"github.com/certportal/certportal/portal"
 	"github.com/certportal/certportal/postgres"
@@ -274,7 +275,7 @@ func TestCRLConcurrentRevocations(t *testing.T) {
 	})
 	t.Run("postgres", func(t *testing.T) {
 		ctx := context.Background()
-		dsn := freshPostgres(t)
+		dsn := pgtest.FreshDatabase(t)
 		e := newEnv(t)
 		var replicas []*portal.Service
 		for range 2 {

@@ -2,12 +2,9 @@ package portal_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"net/mail"
-	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -16,10 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/certportal/certportal"
 	"github.com/certportal/certportal/ca"
+	"github.com/certportal/certportal/internal/pgtest"
 	"github.com/certportal/certportal/internal/testpki"
 	certmail "github.com/certportal/certportal/mail"
 	"github.com/certportal/certportal/portal"
@@ -232,7 +228,7 @@ func TestRemindersConfigured(t *testing.T) {
 // reminder goes out exactly once and is audited exactly once.
 func TestRemindersTwoReplicasPostgres(t *testing.T) {
 	ctx := context.Background()
-	dsn := freshPostgres(t)
+	dsn := pgtest.FreshDatabase(t)
 	e := newEnv(t) // for the CA and the outbox directory
 	var replicas []*portal.Service
 	for range 2 {
@@ -312,44 +308,4 @@ func TestRemindersTwoReplicasPostgres(t *testing.T) {
 	if bad, err := certportal.VerifyAuditChain(events); err != nil {
 		t.Errorf("audit chain broken at %d: %v", bad, err)
 	}
-}
-
-// freshPostgres creates an empty database on the test server
-// (CERTPORTAL_TEST_POSTGRES_DSN, which must be set) and drops it at the end.
-func freshPostgres(t *testing.T) string {
-	t.Helper()
-	const env = "CERTPORTAL_TEST_POSTGRES_DSN"
-	server := os.Getenv(env)
-	if server == "" {
-		t.Fatalf("%s is not set: this test needs a real PostgreSQL server (scripts/test starts one; by hand: %s=postgres://postgres@127.0.0.1:5432/test?sslmode=disable)", env, env)
-	}
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, server)
-	if err != nil {
-		t.Fatalf("connecting to %s: %v", env, err)
-	}
-	defer conn.Close(ctx)
-	b := make([]byte, 6)
-	rand.Read(b)
-	name := "certportal_portal_" + hex.EncodeToString(b)
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatalf("CREATE DATABASE %s: %v", name, err)
-	}
-	t.Cleanup(func() {
-		c, err := pgx.Connect(ctx, server)
-		if err != nil {
-			t.Errorf("dropping %s: %v", name, err)
-			return
-		}
-		defer c.Close(ctx)
-		if _, err := c.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
-			t.Errorf("DROP DATABASE %s: %v", name, err)
-		}
-	})
-	u, err := url.Parse(server)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Path = "/" + name
-	return u.String()
 }

@@ -2,13 +2,10 @@ package postgres
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"io/fs"
 	"net"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -19,65 +16,14 @@ import (
 	"github.com/pressly/goose/v3"
 
 	"github.com/certportal/certportal"
+	"github.com/certportal/certportal/internal/pgtest"
 	"github.com/certportal/certportal/storetest"
 )
-
-// dsnEnv names the PostgreSQL server the tests use. scripts/test (and CI)
-// always set it, so a missing server fails the suite instead of skipping it.
-const dsnEnv = "CERTPORTAL_TEST_POSTGRES_DSN"
-
-// serverDSN returns the test server's URL or fails the test.
-func serverDSN(t testing.TB) string {
-	t.Helper()
-	dsn := os.Getenv(dsnEnv)
-	if dsn == "" {
-		t.Fatalf("%s is not set: the PostgreSQL store is tested against a real server "+
-			"(scripts/test starts one and sets it; by hand: %s=postgres://postgres@127.0.0.1:5432/test?sslmode=disable)",
-			dsnEnv, dsnEnv)
-	}
-	return dsn
-}
-
-// freshDSN creates an empty database on the test server and returns its
-// URL; the database is dropped when the test ends.
-func freshDSN(t testing.TB) string {
-	t.Helper()
-	ctx := context.Background()
-	server := serverDSN(t)
-	admin, err := pgx.Connect(ctx, server)
-	if err != nil {
-		t.Fatalf("connecting to %s (%s): %v", dsnEnv, server, err)
-	}
-	defer admin.Close(ctx)
-	b := make([]byte, 6)
-	rand.Read(b)
-	name := "certportal_test_" + hex.EncodeToString(b)
-	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatalf("CREATE DATABASE %s: %v", name, err)
-	}
-	t.Cleanup(func() {
-		c, err := pgx.Connect(ctx, server)
-		if err != nil {
-			t.Errorf("dropping %s: %v", name, err)
-			return
-		}
-		defer c.Close(ctx)
-		if _, err := c.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
-			t.Errorf("DROP DATABASE %s: %v", name, err)
-		}
-	})
-	u, err := url.Parse(server)
-	if err != nil {
-		t.Fatalf("%s is not a URL: %v", dsnEnv, err)
-	}
-	u.Path = "/" + name
-	return u.String()
-}
 
 // openFresh opens a store on a fresh database and closes it at the end.
 func openFresh(t testing.TB) (*DB, string) {
 	t.Helper()
-	dsn := freshDSN(t)
+	dsn := pgtest.FreshDatabase(t)
 	db, err := Open(context.Background(), dsn, true)
 	if err != nil {
 		t.Fatalf("Open(%s, create): %v", dsn, err)
@@ -120,7 +66,7 @@ func TestOpenSchemaStates(t *testing.T) {
 	ctx := context.Background()
 
 	t.Run("empty database without create", func(t *testing.T) {
-		dsn := freshDSN(t)
+		dsn := pgtest.FreshDatabase(t)
 		_, err := Open(ctx, dsn, false)
 		if certportal.ErrorCodeOf(err) != certportal.NotFound {
 			t.Fatalf("Open(empty, create=false): %v, want NotFound", err)
@@ -147,7 +93,7 @@ func TestOpenSchemaStates(t *testing.T) {
 	})
 
 	t.Run("create on a database of another application", func(t *testing.T) {
-		dsn := freshDSN(t)
+		dsn := pgtest.FreshDatabase(t)
 		if _, err := admin(t, dsn).Exec(ctx, `CREATE TABLE invoices (id int)`); err != nil {
 			t.Fatal(err)
 		}
@@ -213,7 +159,7 @@ func TestOpenSchemaStates(t *testing.T) {
 
 func TestOpenRefusals(t *testing.T) {
 	ctx := context.Background()
-	server := serverDSN(t)
+	server := pgtest.ServerDSN(t)
 	u, _ := url.Parse(server)
 	// A port where nothing listens: bind one, then close it.
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -291,7 +237,7 @@ func TestRecoversAfterConnectionsDie(t *testing.T) {
 	wg.Wait()
 	name := strings.TrimPrefix(mustParse(t, dsn).Path, "/")
 	var killed int
-	err := admin(t, serverDSN(t)).QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+	err := admin(t, pgtest.ServerDSN(t)).QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
 		WHERE datname = $1 AND pid <> pg_backend_pid()`, name).Scan(&killed)
 	if err != nil {
 		t.Fatal(err)
@@ -353,7 +299,7 @@ func TestUnavailableWhileDatabaseRefuses(t *testing.T) {
 	db, dsn := openFresh(t)
 	ctx := context.Background()
 	name := strings.TrimPrefix(mustParse(t, dsn).Path, "/")
-	c := admin(t, serverDSN(t))
+	c := admin(t, pgtest.ServerDSN(t))
 	set := func(allow bool) {
 		t.Helper()
 		if _, err := c.Exec(ctx, fmt.Sprintf("ALTER DATABASE %s ALLOW_CONNECTIONS %t", name, allow)); err != nil {

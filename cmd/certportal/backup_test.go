@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"filippo.io/age"
+
+	"github.com/certportal/certportal/internal/pgtest"
 )
 
 // portalProc is one `certportal serve` process started by a test.
@@ -437,7 +439,7 @@ func TestBackupRefusals(t *testing.T) {
 // TestBackupPostgres: with PostgreSQL the backup holds the CA and the
 // config, says how to take the matching pg_dump, and restores them.
 func TestBackupPostgres(t *testing.T) {
-	dsn := freshPostgres(t)
+	dsn := pgtest.FreshDatabase(t)
 	data := filepath.Join(t.TempDir(), "data")
 	ok(t, "", "init", "--data", data, "--db", dsn)
 	pass := writeSecret(t, "correct horse battery staple")

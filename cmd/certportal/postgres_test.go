@@ -1,9 +1,6 @@
 package main
 
 import (
-	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -13,60 +10,15 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/certportal/certportal/internal/pgtest"
 )
-
-// pgDSNEnv names the PostgreSQL server of the tests; scripts/test and CI
-// always set it, so the PostgreSQL wiring is never silently left untested.
-const pgDSNEnv = "CERTPORTAL_TEST_POSTGRES_DSN"
-
-// freshPostgres creates an empty database on the test server, returns its
-// URL, and drops it when the test ends.
-func freshPostgres(t *testing.T) string {
-	t.Helper()
-	server := os.Getenv(pgDSNEnv)
-	if server == "" {
-		t.Fatalf("%s is not set: --db postgres:// is tested against a real server "+
-			"(scripts/test starts one and sets it; by hand: %s=postgres://postgres@127.0.0.1:5432/test?sslmode=disable)",
-			pgDSNEnv, pgDSNEnv)
-	}
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, server)
-	if err != nil {
-		t.Fatalf("connecting to %s (%s): %v", pgDSNEnv, server, err)
-	}
-	defer conn.Close(ctx)
-	b := make([]byte, 6)
-	rand.Read(b)
-	name := "certportal_test_" + hex.EncodeToString(b)
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatalf("CREATE DATABASE %s: %v", name, err)
-	}
-	t.Cleanup(func() {
-		c, err := pgx.Connect(ctx, server)
-		if err != nil {
-			t.Errorf("dropping %s: %v", name, err)
-			return
-		}
-		defer c.Close(ctx)
-		if _, err := c.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
-			t.Errorf("DROP DATABASE %s: %v", name, err)
-		}
-	})
-	u, err := url.Parse(server)
-	if err != nil {
-		t.Fatalf("%s is not a URL: %v", pgDSNEnv, err)
-	}
-	u.Path = "/" + name
-	return u.String()
-}
 
 // TestPostgresEndToEnd runs the administrator's commands against a
 // PostgreSQL database: init creates the schema there (and no SQLite file),
 // the other commands find the database through the config or --db, and a
 // second init on the same database is refused without touching it.
 func TestPostgresEndToEnd(t *testing.T) {
-	dsn := freshPostgres(t)
+	dsn := pgtest.FreshDatabase(t)
 	data := filepath.Join(t.TempDir(), "data")
 	ok(t, "", "init", "--data", data, "--db", dsn)
 	if _, err := os.Stat(filepath.Join(data, dbFile)); !os.IsNotExist(err) {
@@ -125,7 +77,7 @@ func TestPostgresEndToEnd(t *testing.T) {
 // not answer.
 func TestPostgresRefusals(t *testing.T) {
 	data := newData(t) // a SQLite installation; --db points elsewhere
-	empty := freshPostgres(t)
+	empty := pgtest.FreshDatabase(t)
 	fails(t, 1, "no certportal schema; run certportal init", "", "user", "list", "--data", data, "--db", empty)
 
 	u, _ := url.Parse(empty)

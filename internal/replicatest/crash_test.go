@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"software.sslmate.com/src/go-pkcs12"
+
+	"github.com/certportal/certportal/internal/pgtest"
 )
 
 // TestKillServeMidStream sends SIGKILL to a `certportal serve` while
@@ -37,7 +39,7 @@ func TestKillServeMidStream(t *testing.T) {
 		name string
 		db   func(t *testing.T) []string // init's --db flag, if any
 	}{
-		{"postgres", func(t *testing.T) []string { return []string{"--db", freshDatabase(t)} }},
+		{"postgres", func(t *testing.T) []string { return []string{"--db", pgtest.FreshDatabase(t)} }},
 		{"sqlite", func(*testing.T) []string { return nil }},
 	} {
 		t.Run(tc.name, func(t *testing.T) { killMidStream(t, tc.db(t)) })

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/certportal/certportal/internal/pgtest"
 )
 
 // restartEnv allows TestPostgresRestart to stop the whole PostgreSQL
@@ -20,7 +22,7 @@ const restartEnv = "CERTPORTAL_TEST_PG_RESTART"
 // pgAddr is the host and port of CERTPORTAL_TEST_POSTGRES_DSN.
 func pgAddr(t *testing.T) (host, port string) {
 	t.Helper()
-	u := mustURL(t, os.Getenv(dsnEnv))
+	u := mustURL(t, os.Getenv(pgtest.Env))
 	host, port = u.Hostname(), u.Port()
 	if host == "" {
 		host = "127.0.0.1"
@@ -68,7 +70,7 @@ func TestPostgresRestart(t *testing.T) {
 	if os.Getenv(restartEnv) != "1" {
 		t.Skipf("stops the shared PostgreSQL server; scripts/test runs it alone with %s=1", restartEnv)
 	}
-	dsn := freshDatabase(t)
+	dsn := pgtest.FreshDatabase(t)
 	data := filepath.Join(t.TempDir(), "data")
 	run(t, "", "init", "--data", data, "--db", dsn)
 	const pw = "dave's account password"

@@ -7,10 +7,8 @@ package replicatest
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
@@ -28,6 +26,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"golang.org/x/crypto/ocsp"
 	"software.sslmate.com/src/go-pkcs12"
+
+	"github.com/certportal/certportal/internal/pgtest"
 )
 
 // binary is certportal, built once from cmd/certportal.
@@ -45,50 +45,6 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
-}
-
-// dsnEnv names the PostgreSQL server; scripts/test and CI always set it.
-const dsnEnv = "CERTPORTAL_TEST_POSTGRES_DSN"
-
-// freshDatabase creates an empty database on the test server and returns
-// its URL; it is dropped when the test ends (after the replicas stopped).
-func freshDatabase(t *testing.T) string {
-	t.Helper()
-	server := os.Getenv(dsnEnv)
-	if server == "" {
-		t.Fatalf("%s is not set: replicas are tested on a real PostgreSQL server "+
-			"(scripts/test starts one and sets it; by hand: %s=postgres://postgres@127.0.0.1:5432/test?sslmode=disable)",
-			dsnEnv, dsnEnv)
-	}
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, server)
-	if err != nil {
-		t.Fatalf("connecting to %s (%s): %v", dsnEnv, server, err)
-	}
-	defer conn.Close(ctx)
-	b := make([]byte, 6)
-	rand.Read(b)
-	name := "certportal_test_" + hex.EncodeToString(b)
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatalf("CREATE DATABASE %s: %v", name, err)
-	}
-	t.Cleanup(func() {
-		c, err := pgx.Connect(ctx, server)
-		if err != nil {
-			t.Errorf("dropping %s: %v", name, err)
-			return
-		}
-		defer c.Close(ctx)
-		if _, err := c.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
-			t.Errorf("DROP DATABASE %s: %v", name, err)
-		}
-	})
-	u, err := url.Parse(server)
-	if err != nil {
-		t.Fatalf("%s is not a URL: %v", dsnEnv, err)
-	}
-	u.Path = "/" + name
-	return u.String()
 }
 
 // run runs the binary with args (stdin as given) and fails the test unless
@@ -296,7 +252,7 @@ var ocspNames = map[int]string{ocsp.Good: "good", ocsp.Revoked: "revoked", ocsp.
 // B at its next request (whoami refuses, OCSP says revoked, even after B
 // answered good for it), and a lockout counted on A holds on B.
 func TestReplicasActAsOnePortal(t *testing.T) {
-	dsn := freshDatabase(t)
+	dsn := pgtest.FreshDatabase(t)
 	data := filepath.Join(t.TempDir(), "data")
 	run(t, "", "init", "--data", data, "--db", dsn)
 	const alicePW, bobPW = "alice's account pw", "bob's account pw!"
@@ -408,7 +364,7 @@ func get(t *testing.T, c *http.Client, u string) int {
 // DATABASE ... ALLOW_CONNECTIONS false) and its sessions ended, which is
 // what a replica sees while PostgreSQL restarts.
 func TestReplicaRidesOutDatabaseOutage(t *testing.T) {
-	dsn := freshDatabase(t)
+	dsn := pgtest.FreshDatabase(t)
 	name := strings.TrimPrefix(mustURL(t, dsn).Path, "/")
 	data := filepath.Join(t.TempDir(), "data")
 	run(t, "", "init", "--data", data, "--db", dsn)
@@ -421,7 +377,7 @@ func TestReplicaRidesOutDatabaseOutage(t *testing.T) {
 	}
 
 	ctx := context.Background()
-	admin, err := pgx.Connect(ctx, os.Getenv(dsnEnv))
+	admin, err := pgx.Connect(ctx, os.Getenv(pgtest.Env))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -485,7 +441,7 @@ func mustURL(t *testing.T, s string) *url.URL {
 // and one unbroken audit chain.
 func TestConcurrentIssuanceAcrossProcesses(t *testing.T) {
 	const accounts, issues, parallel = 50, 200, 10
-	dsn := freshDatabase(t)
+	dsn := pgtest.FreshDatabase(t)
 	data := filepath.Join(t.TempDir(), "data")
 	run(t, "", "init", "--data", data, "--db", dsn)
 	for i := range accounts {
