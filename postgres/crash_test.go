@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/certportal/certportal"
+	"github.com/certportal/certportal/storetest"
 )
 
 // crashEnv tells a re-executed test binary to be the replica that dies.
@@ -135,7 +136,7 @@ func TestReplicaKilled(t *testing.T) {
 // revoke its valid certificate, insert the new one, audit both.
 func issue(ctx context.Context, db *DB, id string) (string, error) {
 	now := time.Now()
-	c := benchCert(id, now)
+	c := storetest.NewCert(id, "SOP-ICA1", now)
 	err := db.Update(ctx, func(tx certportal.Tx) error {
 		if _, err := tx.LockAccount(ctx, id); err != nil {
 			return err

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/certportal/certportal"
+	"github.com/certportal/certportal/storetest"
 )
 
 // Two DBs opened on one database are two replicas: two pools, no shared
@@ -50,7 +51,7 @@ func TestReplicasIssue(t *testing.T) {
 		wg.Go(func() {
 			id := fmt.Sprintf("rep%02d", w%accounts)
 			now := time.Now()
-			c := benchCert(id, now)
+			c := storetest.NewCert(id, "SOP-ICA1", now)
 			err := dbs[w%2].Update(ctx, func(tx certportal.Tx) error {
 				if _, err := tx.LockAccount(ctx, id); err != nil {
 					return err
@@ -146,7 +147,7 @@ func TestReplicasSafetyNet(t *testing.T) {
 	for i := range n {
 		wg.Go(func() {
 			results <- dbs[i%2].Update(ctx, func(tx certportal.Tx) error {
-				return tx.InsertCertificate(ctx, benchCert("net", time.Now()))
+				return tx.InsertCertificate(ctx, storetest.NewCert("net", "SOP-ICA1", time.Now()))
 			})
 		})
 	}

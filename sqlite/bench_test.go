@@ -1,193 +1,26 @@
 package sqlite
 
 import (
-	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"fmt"
-	"strings"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/certportal/certportal"
+	"github.com/certportal/certportal/storetest"
 )
-
-// benchCert returns a certificate of account with random DER (the store
-// does not parse it) and a 16-byte serial, like the CA's.
-func benchCert(account string, at time.Time) *certportal.Certificate {
-	der := make([]byte, 600) // about the size of a P-256 client certificate
-	rand.Read(der)
-	serial := make([]byte, 16)
-	rand.Read(serial)
-	serial[0] = serial[0]&0x7f | 0x10
-	return &certportal.Certificate{
-		Serial: strings.ToUpper(hex.EncodeToString(serial)), AccountID: account, Issuer: "SOP-ICA1",
-		NotBefore: at.Add(-5 * time.Minute), NotAfter: at.AddDate(1, 0, 0),
-		Thumbprint: certportal.Thumbprint(der), SHA256: certportal.Fingerprint256(der), DER: der,
-		Issued: at, Reason: certportal.ReasonNone,
-	}
-}
-
-// fill creates n accounts with one certificate each and returns the
-// certificates' SHA-256 fingerprints.
-func fill(b *testing.B, db *DB, n int) []string {
-	ctx := context.Background()
-	sums := make([]string, 0, n)
-	now := time.Now()
-	err := db.Update(ctx, func(tx certportal.Tx) error {
-		for i := range n {
-			id := fmt.Sprintf("user%05d", i)
-			if err := tx.CreateAccount(ctx, &certportal.Account{ID: id, Email: id + "@example.com",
-				Method: certportal.MethodCertificate, Status: certportal.StatusActive, Created: now}); err != nil {
-				return err
-			}
-			c := benchCert(id, now)
-			if err := tx.InsertCertificate(ctx, c); err != nil {
-				return err
-			}
-			sums = append(sums, c.SHA256)
-		}
-		return nil
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	return sums
-}
 
 // Figures (go test -run XXX -bench . -benchtime=2s -benchmem ./sqlite/,
 // 2-core AMD EPYC VM shared with other builds, Go 1.26, ext4 on virtio),
 // 2026-11-25, load average about 3:
 //
-//	BenchmarkCertificateBySHA256/serial-2     15.6 µs/op  4.4 KB  84 allocs
-//	BenchmarkCertificateBySHA256/parallel-2   13.5 µs/op
-//	BenchmarkUpdateIssue-2                     520 µs/op  (synchronous=FULL: one fsync per commit)
-//	BenchmarkRevocations-2                      96 ms/op  (100k of 200k revoked rows listed)
+//	BenchmarkStore/CertificateBySHA256/serial-2     15.6 µs/op  4.4 KB  84 allocs
+//	BenchmarkStore/CertificateBySHA256/parallel-2   13.5 µs/op
+//	BenchmarkStore/UpdateIssue-2                    520 µs/op  (synchronous=FULL: one fsync per commit)
+//	BenchmarkStore/Revocations-2                     96 ms/op  (100k of 200k revoked rows listed)
 //
 // Without the prepared-statement cache the lookup took 42 µs (23 µs with it,
 // same run); before the CRL index covered its query, Revocations took 816 ms.
 
-// BenchmarkCertificateBySHA256 is the check every request with a client
-// certificate makes: a View that finds the certificate by fingerprint.
-func BenchmarkCertificateBySHA256(b *testing.B) {
-	db := openTemp(b)
-	sums := fill(b, db, 10000)
-	ctx := context.Background()
-	lookup := func(sum string) {
-		err := db.View(ctx, func(tx certportal.Tx) error {
-			c, err := tx.CertificateBySHA256(ctx, sum)
-			if err == nil && c.SHA256 != sum {
-				err = fmt.Errorf("found %s for %s", c.SHA256, sum)
-			}
-			return err
-		})
-		if err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.Run("serial", func(b *testing.B) {
-		i := 0
-		for b.Loop() {
-			lookup(sums[i%len(sums)])
-			i++
-		}
-	})
-	b.Run("parallel", func(b *testing.B) {
-		var next atomic.Int64
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				lookup(sums[next.Add(1)%int64(len(sums))])
-			}
-		})
-	})
-}
-
-// BenchmarkUpdateIssue is what issuing a certificate costs the database:
-// lock the account, revoke its valid certificate, insert the new one and
-// append the audit record, in one committed (fsynced) transaction.
-func BenchmarkUpdateIssue(b *testing.B) {
-	db := openTemp(b)
-	fill(b, db, 1000)
-	ctx := context.Background()
-	i := 0
-	for b.Loop() {
-		id := fmt.Sprintf("user%05d", i%1000)
-		now := time.Now()
-		err := db.Update(ctx, func(tx certportal.Tx) error {
-			if _, err := tx.LockAccount(ctx, id); err != nil {
-				return err
-			}
-			valid, err := tx.ListCertificates(ctx, certportal.CertFilter{AccountID: id, Unrevoked: true})
-			if err != nil {
-				return err
-			}
-			for _, c := range valid {
-				if err := tx.RevokeCertificate(ctx, c.Serial, now, certportal.ReasonSuperseded); err != nil {
-					return err
-				}
-			}
-			if err := tx.InsertCertificate(ctx, benchCert(id, now)); err != nil {
-				return err
-			}
-			return tx.AppendAudit(ctx, &certportal.AuditEvent{Time: now, Actor: "user:" + id, AccountID: id,
-				Action: certportal.ActionCertIssued, Remote: "192.0.2.1"})
-		})
-		if err != nil {
-			b.Fatal(err)
-		}
-		i++
-	}
-}
-
-// BenchmarkRevocations lists the revocations of one issuer for its CRL,
-// with many revoked certificates in the database (half of them expired
-// long ago, so the CRL leaves them out, and a tenth of those from another
-// issuer).
-func BenchmarkRevocations(b *testing.B) {
-	const n = 200000
-	db := openTemp(b)
-	ctx := context.Background()
-	now := time.Now()
-	start := time.Now()
-	err := db.Update(ctx, func(tx certportal.Tx) error {
-		if err := tx.CreateAccount(ctx, &certportal.Account{ID: "many", Email: "many@example.com",
-			Method: certportal.MethodCertificate, Status: certportal.StatusActive}); err != nil {
-			return err
-		}
-		for i := range n {
-			c := benchCert("many", now)
-			c.DER = c.DER[:64]
-			c.SHA256 = certportal.Fingerprint256(c.DER)
-			c.Revoked, c.Reason = now, certportal.ReasonSuperseded
-			if i%2 == 0 {
-				c.NotAfter = now.AddDate(-2, 0, 0)
-			}
-			if i%10 == 0 {
-				c.Issuer = "SOP-ICA2"
-			}
-			if err := tx.InsertCertificate(ctx, c); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Logf("filled %d revoked certificates in %v", n, time.Since(start).Round(time.Millisecond))
-	for b.Loop() {
-		var got []certportal.Revocation
-		err := db.View(ctx, func(tx certportal.Tx) error {
-			var err error
-			got, err = tx.Revocations(ctx, "SOP-ICA1", now)
-			return err
-		})
-		if err != nil {
-			b.Fatal(err)
-		}
-		if len(got) != n/2 {
-			b.Fatalf("%d revocations, want %d", len(got), n/2)
-		}
-	}
+// BenchmarkStore runs the shared storage benchmarks (storetest.Bench) on
+// an SQLite file.
+func BenchmarkStore(b *testing.B) {
+	storetest.Bench(b, func(b *testing.B) certportal.Store { return openTemp(b) })
 }

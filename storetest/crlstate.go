@@ -29,7 +29,7 @@ func count(t *testing.T, s certportal.Store, issuer string) int64 {
 // adds nothing, and other issuers keep theirs.
 func testRevocationCount(t *testing.T, s certportal.Store) {
 	ctx := context.Background()
-	c1, c2, c3 := newCert("ann", "SOP-ICA1", base), newCert("bob", "SOP-ICA1", base), newCert("cat", "SOP-ICA2", base)
+	c1, c2, c3 := NewCert("ann", "SOP-ICA1", base), NewCert("bob", "SOP-ICA1", base), NewCert("cat", "SOP-ICA2", base)
 	update(t, s, func(tx certportal.Tx) error {
 		for _, c := range []*certportal.Certificate{c1, c2, c3} {
 			if err := tx.CreateAccount(ctx, newAccount(c.AccountID)); err != nil {
@@ -109,7 +109,7 @@ func testRevocationCountConcurrent(t *testing.T, s certportal.Store) {
 	certs := make([]*certportal.Certificate, workers)
 	update(t, s, func(tx certportal.Tx) error {
 		for i := range certs {
-			certs[i] = newCert(fmt.Sprintf("user%02d", i), "SOP-ICA1", base)
+			certs[i] = NewCert(fmt.Sprintf("user%02d", i), "SOP-ICA1", base)
 			if err := tx.CreateAccount(ctx, newAccount(certs[i].AccountID)); err != nil {
 				return err
 			}

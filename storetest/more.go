@@ -43,7 +43,7 @@ func testRollbackOnError(t *testing.T, s certportal.Store) {
 		if err := tx.CreateAccount(ctx, newAccount("jack")); err != nil {
 			return err
 		}
-		if err := tx.InsertCertificate(ctx, newCert("jack", "SOP-ICA1", base)); err != nil {
+		if err := tx.InsertCertificate(ctx, NewCert("jack", "SOP-ICA1", base)); err != nil {
 			return err
 		}
 		if err := tx.AppendAudit(ctx, &certportal.AuditEvent{Time: base, Actor: "admin", AccountID: "jack", Action: certportal.ActionAccountCreated}); err != nil {
@@ -354,7 +354,7 @@ func testConcurrentIssue(t *testing.T, s certportal.Store) {
 						return err
 					}
 				}
-				if err := tx.InsertCertificate(ctx, newCert(id, "SOP-ICA1", at)); err != nil {
+				if err := tx.InsertCertificate(ctx, NewCert(id, "SOP-ICA1", at)); err != nil {
 					return err
 				}
 				return tx.AppendAudit(ctx, &certportal.AuditEvent{Time: at, Actor: "user:" + id, AccountID: id, Action: certportal.ActionCertIssued})

@@ -18,7 +18,7 @@ func testExpiringCertificates(t *testing.T, s certportal.Store) {
 	ctx := context.Background()
 	day := 24 * time.Hour
 	mk := func(id string, notAfter time.Time) *certportal.Certificate {
-		c := newCert(id, "SOP-ICA1", base)
+		c := NewCert(id, "SOP-ICA1", base)
 		c.NotAfter = notAfter.Truncate(time.Microsecond)
 		return c
 	}
@@ -70,7 +70,7 @@ func testExpiringCertificates(t *testing.T, s certportal.Store) {
 // usable after a refused claim.
 func testClaimReminder(t *testing.T, s certportal.Store) {
 	ctx := context.Background()
-	c := newCert("hal", "SOP-ICA1", base)
+	c := NewCert("hal", "SOP-ICA1", base)
 	update(t, s, func(tx certportal.Tx) error {
 		if err := tx.CreateAccount(ctx, newAccount("hal")); err != nil {
 			return err

@@ -118,7 +118,7 @@ func randomHex(n int) string {
 
 // newCert returns a certificate of an account; its DER is random bytes (the
 // store keeps DER, it does not parse it).
-func newCert(account, issuer string, issued time.Time) *certportal.Certificate {
+func NewCert(account, issuer string, issued time.Time) *certportal.Certificate {
 	der := make([]byte, 300)
 	rand.Read(der)
 	return &certportal.Certificate{
@@ -263,8 +263,8 @@ func testAccountConflicts(t *testing.T, s certportal.Store) {
 
 func testCertificates(t *testing.T, s certportal.Store) {
 	ctx := context.Background()
-	c1 := newCert("Erin", "SOP-ICA1", base)
-	c2 := newCert("frank", "SOP-ICA1", base.Add(time.Second))
+	c1 := NewCert("Erin", "SOP-ICA1", base)
+	c2 := NewCert("frank", "SOP-ICA1", base.Add(time.Second))
 	update(t, s, func(tx certportal.Tx) error {
 		for _, id := range []string{"Erin", "frank"} {
 			if err := tx.CreateAccount(ctx, newAccount(id)); err != nil {
@@ -355,7 +355,7 @@ func sameSet(a, b []string) bool {
 
 func testCertificateErrors(t *testing.T, s certportal.Store) {
 	ctx := context.Background()
-	c := newCert("gina", "SOP-ICA1", base)
+	c := NewCert("gina", "SOP-ICA1", base)
 	update(t, s, func(tx certportal.Tx) error {
 		if err := tx.CreateAccount(ctx, newAccount("gina")); err != nil {
 			return err
@@ -365,7 +365,7 @@ func testCertificateErrors(t *testing.T, s certportal.Store) {
 		}
 		return tx.InsertCertificate(ctx, c)
 	})
-	dup := newCert("hank", "SOP-ICA1", base)
+	dup := NewCert("hank", "SOP-ICA1", base)
 	dup.Serial = c.Serial
 	err := s.Update(ctx, func(tx certportal.Tx) error { return tx.InsertCertificate(ctx, dup) })
 	wantCode(t, "duplicate serial", err, certportal.Conflict)
@@ -396,7 +396,7 @@ func testCertificateErrors(t *testing.T, s certportal.Store) {
 func testOneValidCertificate(t *testing.T, s certportal.Store) {
 	ctx := context.Background()
 	update(t, s, func(tx certportal.Tx) error { return tx.CreateAccount(ctx, newAccount("ivy")) })
-	first, second := newCert("ivy", "SOP-ICA1", base), newCert("IVY", "SOP-ICA1", base.Add(time.Second))
+	first, second := NewCert("ivy", "SOP-ICA1", base), NewCert("IVY", "SOP-ICA1", base.Add(time.Second))
 	err := s.Update(ctx, func(tx certportal.Tx) error {
 		if err := tx.InsertCertificate(ctx, first); err != nil {
 			return err
@@ -444,7 +444,7 @@ func testRevocations(t *testing.T, s certportal.Store) {
 			if i%3 == 2 {
 				issuer = "SOP-ICA2"
 			}
-			c := newCert(id, issuer, base)
+			c := NewCert(id, issuer, base)
 			if i%4 == 3 {
 				c.NotAfter = cutoff.Add(-time.Microsecond) // expired before the cutoff: left out
 			}
