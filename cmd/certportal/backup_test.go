@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -33,22 +32,12 @@ type portalProc struct {
 	done   bool
 }
 
-func loopbackAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // startPortal runs `certportal serve --data data` on free ports until stop
 // or the end of the test. Its client trusts the data dir's root, sends no
 // client certificate and does not follow redirects.
 func startPortal(t *testing.T, data string) *portalProc {
 	t.Helper()
-	addr, plain := loopbackAddr(t), loopbackAddr(t)
+	addr, plain := freeAddr(t), freeAddr(t)
 	s := &portalProc{base: "https://" + addr, plain: "http://" + plain, logs: &bytes.Buffer{}}
 	s.cmd = exec.Command(binary, "serve", "--data", data, "--listen", addr, "--http-listen", plain)
 	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs

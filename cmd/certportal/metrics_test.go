@@ -7,59 +7,26 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"io"
-	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
-	"time"
 
 	"golang.org/x/crypto/ocsp"
 	"software.sslmate.com/src/go-pkcs12"
 )
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-// startMetricsServe runs `certportal serve` on data with extra flags until the
-// test ends, and returns its HTTPS and plain-HTTP addresses.
+// startMetricsServe runs `certportal serve` on data with extra flags until
+// the test ends and returns its HTTPS and plain-HTTP addresses (host:port).
 func startMetricsServe(t *testing.T, data string, extra ...string) (string, string) {
 	t.Helper()
-	addr, plain := freePort(t), freePort(t)
-	cmd := exec.Command(binary, append([]string{"serve", "--data", data, "--listen", addr, "--http-listen", plain}, extra...)...)
-	var logs bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt)
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("serve's log:\n%s", logs.String())
-		}
-	})
-	for range 150 {
-		if resp, err := http.Get("http://" + plain + "/ca/root.crt"); err == nil {
-			resp.Body.Close()
-			return addr, plain
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("serve did not start:\n%s", logs.String())
-	return "", ""
+	base, plain, _, _ := serveProcess(t, data, extra...)
+	return strings.TrimPrefix(base, "https://"), strings.TrimPrefix(plain, "http://")
 }
 
 // scrape returns the value of one sample of /metrics (0 when absent).
@@ -92,7 +59,7 @@ func scrape(t *testing.T, metricsAddr, sample string) float64 {
 func TestMetricsCountWhatHappened(t *testing.T) {
 	data := newData(t)
 	ok(t, "", "user", "add", "--data", data, "--id", "alice", "--email", "alice@example.com", "--password-file", writeSecret(t, "alice password 1"))
-	metricsAddr := freePort(t)
+	metricsAddr := freeAddr(t)
 	addr, plain := startMetricsServe(t, data, "--metrics-listen", metricsAddr)
 
 	roots := x509.NewCertPool()

@@ -11,7 +11,6 @@ import (
 	"net/http/cookiejar"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -33,37 +32,8 @@ func freeAddr(t *testing.T) string {
 // returns the HTTPS base URL.
 func startServe(t *testing.T, data string) string {
 	t.Helper()
-	addr, plain := freeAddr(t), freeAddr(t)
-	cmd := exec.Command(binary, "serve", "--data", data, "--listen", addr, "--http-listen", plain)
-	var logs strings.Builder
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt)
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("serve did not stop cleanly on SIGINT: %v\n%s", err, logs.String())
-			}
-		case <-time.After(15 * time.Second):
-			cmd.Process.Kill()
-			t.Errorf("serve did not stop within 15s of SIGINT")
-		}
-	})
-	base := "https://" + addr
-	for i := 0; i < 100; i++ {
-		if resp, err := http.Get("http://" + plain + "/ca/root.crt"); err == nil {
-			resp.Body.Close()
-			return base
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("serve did not start:\n%s", logs.String())
-	return ""
+	base, _, _, _ := serveProcess(t, data)
+	return base
 }
 
 // browser is an HTTPS client that trusts the portal's root and keeps cookies.
