@@ -73,20 +73,6 @@ func NoticeCertificateIssued(to, userID, serial, thumbprint string, notAfter tim
 	)
 }
 
-// NoticeMethodChanged tells a user how they sign in from now on.
-func NoticeMethodChanged(to, userID string, method certportal.SignInMethod) certportal.Mail {
-	var what string
-	switch method {
-	case certportal.MethodPassword:
-		what = "The sign-in method of your user ID " + userID + " was changed to password. Your certificates have been revoked and no longer work. Sign in with your user ID and password, then request a new certificate."
-	case certportal.MethodCertificate:
-		what = "The sign-in method of your user ID " + userID + " was changed to certificate. From now on you sign in with your certificate; signing in with your password is no longer possible."
-	default:
-		what = "The sign-in method of your user ID " + userID + " was changed to \"" + string(method) + "\"."
-	}
-	return notice([]string{to}, "Your sign-in method was changed", what)
-}
-
 // NoticePasswordChanged tells a user that their password was changed.
 func NoticePasswordChanged(to, userID string) certportal.Mail {
 	return notice([]string{to},

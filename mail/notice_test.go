@@ -22,8 +22,6 @@ func TestNotices(t *testing.T) {
 			[]string{"Temporary password: " + testPassword}},
 		{"certificate-issued", NoticeCertificateIssued("alice@example.org", "alice", "5A0C39F4D2E1B8A7", "3F2A9C1B7D6E5F4A3B2C1D0E9F8A7B6C5D4E3F2A", notAfter),
 			[]string{"  Serial:       5A0C39F4D2E1B8A7", "  Thumbprint:   3F2A9C1B7D6E5F4A3B2C1D0E9F8A7B6C5D4E3F2A"}},
-		{"method-password", NoticeMethodChanged("alice@example.org", "alice", certportal.MethodPassword), nil},
-		{"method-certificate", NoticeMethodChanged("alice@example.org", "alice", certportal.MethodCertificate), nil},
 		{"password-changed", NoticePasswordChanged("alice@example.org", "alice"), nil},
 		{"lockout", NoticeLockout("alice@example.org", "alice", expires), nil},
 		{"cancelled", NoticeCancelled("alice@example.org", "alice"), nil},
