@@ -27,6 +27,7 @@ const (
 	ActionMailFailed      = "mail.failed"
 	ActionCRLSigned       = "crl.signed"
 	ActionEmailChanged    = "email.changed"
+	ActionBackup          = "backup.created" // a backup holds the CA keys
 )
 
 // AuditEvent is one record of the audit log. Records are appended, never

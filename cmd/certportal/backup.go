@@ -237,6 +237,12 @@ func (a *app) backup(ctx context.Context, out, passFile string, force bool) (err
 	if err := placeFile(tmp, out, force); err != nil {
 		return err
 	}
+	// A backup carries the CA's private keys out of DATA/ca: that is a
+	// security event, recorded after the file is in place (so it is not in
+	// the snapshot itself).
+	if err := auditBackup(ctx, a.dataDir, dsn, out); err != nil {
+		return certportal.WrapError(certportal.Unavailable, err, "the backup "+out+" was written, but recording it in the audit log failed")
+	}
 	var size int64
 	if fi, err := os.Stat(out); err == nil {
 		size = fi.Size()
@@ -430,4 +436,23 @@ func checkBackupName(name string, dir bool) error {
 		}
 	}
 	return nil
+}
+
+// auditBackup appends the backup.created record to the audit log.
+func auditBackup(ctx context.Context, dir, dsn, out string) error {
+	store, err := openStore(ctx, dir, dsn, false)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	abs, err := filepath.Abs(out)
+	if err != nil {
+		abs = out
+	}
+	return store.Update(ctx, func(tx certportal.Tx) error {
+		return tx.AppendAudit(ctx, &certportal.AuditEvent{
+			Time: time.Now().UTC(), Actor: "admin", Action: certportal.ActionBackup,
+			Detail: "encrypted backup with the CA keys written to " + abs, Remote: "cli",
+		})
+	})
 }

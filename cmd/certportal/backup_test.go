@@ -228,6 +228,10 @@ func TestBackupRestore(t *testing.T) {
 		t.Fatalf("the backup file: %v, %v; want mode 0600", fi, err)
 	}
 	users, certs := listings(t, data)
+	// Taking a backup (it carries the CA keys) is audited, by admin.
+	if log := ok(t, "", "audit", "--data", data, "--json"); strings.Count(log, `"backup.created"`) != 2 {
+		t.Errorf("the two backups are not both in the audit log:\n%s", log)
+	}
 	if _, err := os.Stat(filepath.Join(data, "outbox")); err != nil {
 		t.Fatalf("the notices should have filled the outbox: %v", err)
 	}
