@@ -13,21 +13,8 @@ import (
 // ExpiringCertificates returns the unrevoked certificates whose notAfter
 // is after after and not after before, soonest expiry first.
 func (t *tx) ExpiringCertificates(ctx context.Context, after, before time.Time) ([]certportal.Certificate, error) {
-	rows, err := t.tx.Query(ctx, `SELECT `+certCols+` WHERE c.revoked IS NULL AND c.not_after > $1 AND c.not_after <= $2
+	return t.queryCerts(ctx, `SELECT `+certCols+` WHERE c.revoked IS NULL AND c.not_after > $1 AND c.not_after <= $2
 		ORDER BY c.not_after, c.serial`, after, before)
-	if err != nil {
-		return nil, mapError(err, "", "")
-	}
-	defer rows.Close()
-	var out []certportal.Certificate
-	for rows.Next() {
-		c, err := scanCert(rows)
-		if err != nil {
-			return nil, mapError(err, "", "")
-		}
-		out = append(out, *c)
-	}
-	return out, mapError(rows.Err(), "", "")
 }
 
 // ClaimReminder records the reminder days before the expiry of serial. It

@@ -227,20 +227,7 @@ func (t *tx) ListCertificates(ctx context.Context, f certportal.CertFilter) ([]c
 		q += ` AND c.revoked IS NULL`
 	}
 	q += ` ORDER BY c.issued, c.serial`
-	rows, err := t.tx.Query(ctx, q, args...)
-	if err != nil {
-		return nil, mapError(err, "", "")
-	}
-	defer rows.Close()
-	var out []certportal.Certificate
-	for rows.Next() {
-		c, err := scanCert(rows)
-		if err != nil {
-			return nil, mapError(err, "", "")
-		}
-		out = append(out, *c)
-	}
-	return out, mapError(rows.Err(), "", "")
+	return t.queryCerts(ctx, q, args...)
 }
 
 // RevokeCertificate marks a certificate revoked at a time, for a reason.
@@ -299,6 +286,25 @@ func (t *tx) Revocations(ctx context.Context, issuer string, expiredBefore time.
 		}
 		r.Time, r.Reason = fromTS(at), certportal.RevocationReason(reason)
 		out = append(out, r)
+	}
+	return out, mapError(rows.Err(), "", "")
+}
+
+// queryCerts runs a query that selects certCols and returns the
+// certificates it finds, in the query's order.
+func (t *tx) queryCerts(ctx context.Context, q string, args ...any) ([]certportal.Certificate, error) {
+	rows, err := t.tx.Query(ctx, q, args...)
+	if err != nil {
+		return nil, mapError(err, "", "")
+	}
+	defer rows.Close()
+	var out []certportal.Certificate
+	for rows.Next() {
+		c, err := scanCert(rows)
+		if err != nil {
+			return nil, mapError(err, "", "")
+		}
+		out = append(out, *c)
 	}
 	return out, mapError(rows.Err(), "", "")
 }
