@@ -62,21 +62,6 @@ func reminders(t *testing.T, dir string) []reminder {
 	return out
 }
 
-func countAction(t *testing.T, svc *portal.Service, action string) int {
-	t.Helper()
-	events, err := svc.Audit(context.Background(), certportal.AuditFilter{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for _, ev := range events {
-		if ev.Action == action {
-			n++
-		}
-	}
-	return n
-}
-
 func TestSendReminders(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
@@ -131,7 +116,7 @@ func TestSendReminders(t *testing.T) {
 			}
 		}
 	}
-	if n := countAction(t, e.svc, certportal.ActionReminderSent); n != 3 {
+	if n := countAudit(t, e.svc, certportal.ActionReminderSent); n != 3 {
 		t.Errorf("%d %s audit records, want 3", n, certportal.ActionReminderSent)
 	}
 }
@@ -169,10 +154,10 @@ func TestRemindersRetryAfterMailFailure(t *testing.T) {
 	if n != 0 || certportal.ErrorCodeOf(err) != certportal.Unavailable {
 		t.Fatalf("SendReminders with a broken mailer = %d, %v; want 0 and Unavailable", n, err)
 	}
-	if got := countAction(t, e.svc, certportal.ActionReminderSent); got != 0 {
+	if got := countAudit(t, e.svc, certportal.ActionReminderSent); got != 0 {
 		t.Errorf("%d reminders audited as sent after a failed send", got)
 	}
-	if got := countAction(t, e.svc, certportal.ActionMailFailed); got != 1 {
+	if got := countAudit(t, e.svc, certportal.ActionMailFailed); got != 1 {
 		t.Errorf("%d failed mails audited, want 1", got)
 	}
 	e.svc.Mailer = working
@@ -301,7 +286,7 @@ func TestRemindersTwoReplicasPostgres(t *testing.T) {
 			t.Errorf("reminder %q sent %d times", k, n)
 		}
 	}
-	if n := countAction(t, replicas[1], certportal.ActionReminderSent); n != want {
+	if n := countAudit(t, replicas[1], certportal.ActionReminderSent); n != want {
 		t.Errorf("%d %s audit records, want %d", n, certportal.ActionReminderSent, want)
 	}
 	events, _ := replicas[0].Audit(ctx, certportal.AuditFilter{})
