@@ -133,32 +133,12 @@ func TestReplicaKilled(t *testing.T) {
 }
 
 // issue does what portal does to issue a certificate: lock the account,
-// revoke its valid certificate, insert the new one, audit both.
+// revoke its valid certificate, insert the new one, audit it.
 func issue(ctx context.Context, db *DB, id string) (string, error) {
 	now := time.Now()
 	c := storetest.NewCert(id, "SOP-ICA1", now)
 	err := db.Update(ctx, func(tx certportal.Tx) error {
-		if _, err := tx.LockAccount(ctx, id); err != nil {
-			return err
-		}
-		valid, err := tx.ListCertificates(ctx, certportal.CertFilter{AccountID: id, Unrevoked: true})
-		if err != nil {
-			return err
-		}
-		for _, v := range valid {
-			if err := tx.RevokeCertificate(ctx, v.Serial, now, certportal.ReasonSuperseded); err != nil {
-				return err
-			}
-			if err := tx.AppendAudit(ctx, &certportal.AuditEvent{Time: now, Actor: "system", AccountID: id,
-				Action: certportal.ActionCertRevoked, Detail: "serial " + v.Serial}); err != nil {
-				return err
-			}
-		}
-		if err := tx.InsertCertificate(ctx, c); err != nil {
-			return err
-		}
-		return tx.AppendAudit(ctx, &certportal.AuditEvent{Time: now, Actor: "user:" + id, AccountID: id,
-			Action: certportal.ActionCertIssued, Detail: "serial " + c.Serial})
+		return storetest.Supersede(ctx, tx, c, "")
 	})
 	return c.Serial, err
 }

@@ -53,23 +53,7 @@ func TestReplicasIssue(t *testing.T) {
 			now := time.Now()
 			c := storetest.NewCert(id, "SOP-ICA1", now)
 			err := dbs[w%2].Update(ctx, func(tx certportal.Tx) error {
-				if _, err := tx.LockAccount(ctx, id); err != nil {
-					return err
-				}
-				valid, err := tx.ListCertificates(ctx, certportal.CertFilter{AccountID: id, Unrevoked: true})
-				if err != nil {
-					return err
-				}
-				for _, v := range valid {
-					if err := tx.RevokeCertificate(ctx, v.Serial, now, certportal.ReasonSuperseded); err != nil {
-						return err
-					}
-				}
-				if err := tx.InsertCertificate(ctx, c); err != nil {
-					return err
-				}
-				return tx.AppendAudit(ctx, &certportal.AuditEvent{Time: now, Actor: "user:" + id, AccountID: id,
-					Action: certportal.ActionCertIssued, Detail: "serial " + c.Serial, Remote: fmt.Sprint("replica ", w%2)})
+				return storetest.Supersede(ctx, tx, c, fmt.Sprint("replica ", w%2))
 			})
 			if err != nil {
 				errs <- fmt.Errorf("worker %d (replica %d): %w", w, w%2, err)

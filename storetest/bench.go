@@ -97,23 +97,7 @@ func benchUpdateIssue(b *testing.B, s certportal.Store) {
 		id := fmt.Sprintf("user%05d", i%1000)
 		now := time.Now()
 		err := s.Update(ctx, func(tx certportal.Tx) error {
-			if _, err := tx.LockAccount(ctx, id); err != nil {
-				return err
-			}
-			valid, err := tx.ListCertificates(ctx, certportal.CertFilter{AccountID: id, Unrevoked: true})
-			if err != nil {
-				return err
-			}
-			for _, c := range valid {
-				if err := tx.RevokeCertificate(ctx, c.Serial, now, certportal.ReasonSuperseded); err != nil {
-					return err
-				}
-			}
-			if err := tx.InsertCertificate(ctx, NewCert(id, "SOP-ICA1", now)); err != nil {
-				return err
-			}
-			return tx.AppendAudit(ctx, &certportal.AuditEvent{Time: now, Actor: "user:" + id, AccountID: id,
-				Action: certportal.ActionCertIssued, Remote: "192.0.2.1"})
+			return Supersede(ctx, tx, NewCert(id, "SOP-ICA1", now), "192.0.2.1")
 		})
 		if err != nil {
 			b.Fatal(err)

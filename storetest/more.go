@@ -342,22 +342,7 @@ func testConcurrentIssue(t *testing.T, s certportal.Store) {
 			id := fmt.Sprintf("user%02d", w%accounts)
 			at := base.Add(time.Duration(w) * time.Second)
 			err := s.Update(ctx, func(tx certportal.Tx) error {
-				if _, err := tx.LockAccount(ctx, id); err != nil {
-					return err
-				}
-				valid, err := tx.ListCertificates(ctx, certportal.CertFilter{AccountID: id, Unrevoked: true})
-				if err != nil {
-					return err
-				}
-				for _, c := range valid {
-					if err := tx.RevokeCertificate(ctx, c.Serial, at, certportal.ReasonSuperseded); err != nil {
-						return err
-					}
-				}
-				if err := tx.InsertCertificate(ctx, NewCert(id, "SOP-ICA1", at)); err != nil {
-					return err
-				}
-				return tx.AppendAudit(ctx, &certportal.AuditEvent{Time: at, Actor: "user:" + id, AccountID: id, Action: certportal.ActionCertIssued})
+				return Supersede(ctx, tx, NewCert(id, "SOP-ICA1", at), "")
 			})
 			if err != nil {
 				errs <- fmt.Errorf("worker %d: %w", w, err)

@@ -504,3 +504,28 @@ func testRevocations(t *testing.T, s certportal.Store) {
 		return err
 	})
 }
+
+// Supersede does in tx what portal does to issue a certificate, for
+// storage tests of concurrency: lock the account, revoke its unrevoked
+// certificates (superseded, at c.Issued), insert c, and append one
+// cert.issued audit record from remote.
+func Supersede(ctx context.Context, tx certportal.Tx, c *certportal.Certificate, remote string) error {
+	id := c.AccountID
+	if _, err := tx.LockAccount(ctx, id); err != nil {
+		return err
+	}
+	valid, err := tx.ListCertificates(ctx, certportal.CertFilter{AccountID: id, Unrevoked: true})
+	if err != nil {
+		return err
+	}
+	for _, v := range valid {
+		if err := tx.RevokeCertificate(ctx, v.Serial, c.Issued, certportal.ReasonSuperseded); err != nil {
+			return err
+		}
+	}
+	if err := tx.InsertCertificate(ctx, c); err != nil {
+		return err
+	}
+	return tx.AppendAudit(ctx, &certportal.AuditEvent{Time: c.Issued, Actor: "user:" + id, AccountID: id,
+		Action: certportal.ActionCertIssued, Detail: "serial " + c.Serial, Remote: remote})
+}
