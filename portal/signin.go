@@ -252,12 +252,23 @@ func (s *Service) Session(ctx context.Context, token string) (*certportal.Sessio
 	now := s.now()
 	var sess *certportal.Session
 	var acc *certportal.Account
+	var cert *certportal.Certificate // the certificate a session is bound to
+	// One read transaction for the session, its account and its
+	// certificate: this runs on every request of a signed-in browser.
 	err := s.Store.View(ctx, func(tx certportal.Tx) error {
 		var err error
 		if sess, err = tx.Session(ctx, id); err != nil {
 			return err
 		}
-		acc, err = tx.Account(ctx, sess.AccountID)
+		if acc, err = tx.Account(ctx, sess.AccountID); err != nil {
+			return err
+		}
+		if sess.CertSerial != "" {
+			cert, err = tx.Certificate(ctx, sess.CertSerial)
+			if certportal.ErrorCodeOf(err) == certportal.NotFound {
+				cert, err = nil, nil // its certificate is gone: the session ends below
+			}
+		}
 		return err
 	})
 	if certportal.ErrorCodeOf(err) == certportal.NotFound {
@@ -268,16 +279,7 @@ func (s *Service) Session(ctx context.Context, token string) (*certportal.Sessio
 	}
 	valid := now.Before(sess.Expires) && now.Before(sess.LastSeen.Add(s.Config.SessionIdle)) && acc.Status == certportal.StatusActive
 	if valid && sess.CertSerial != "" {
-		var c *certportal.Certificate
-		err := s.Store.View(ctx, func(tx certportal.Tx) error {
-			var err error
-			c, err = tx.Certificate(ctx, sess.CertSerial)
-			return err
-		})
-		if err != nil && certportal.ErrorCodeOf(err) != certportal.NotFound {
-			return nil, nil, err
-		}
-		valid = err == nil && !c.IsRevoked() && now.Before(c.NotAfter)
+		valid = cert != nil && !cert.IsRevoked() && now.Before(cert.NotAfter)
 		s.events().RevocationCheck("session", valid)
 	}
 	if !valid {
