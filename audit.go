@@ -23,6 +23,7 @@ const (
 	ActionCertRevoked     = "cert.revoked"
 	ActionPasswordChanged = "password.changed"
 	ActionRecovery        = "recovery"
+	ActionRecoveryStarted = "recovery.started" // ID and password checked, confirmation shown
 	ActionMailSent        = "mail.sent"
 	ActionMailFailed      = "mail.failed"
 	ActionCRLSigned       = "crl.signed"

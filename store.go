@@ -65,8 +65,16 @@ type Tx interface {
 	// DeleteSessions ends every session of an account except keep ("" = all).
 	DeleteSessions(ctx context.Context, accountID, keep string) error
 	DeleteExpiredSessions(ctx context.Context, now time.Time) error
+	// TrimSessions ends the oldest sessions of an account (by Created,
+	// then by ID) so that at most n remain, counting keep, which stays.
+	TrimSessions(ctx context.Context, accountID, keep string, n int) error
 
 	// Password failures and lockouts, per account and client address.
+	// LockAttempts holds a lock on (account, remote) until the transaction
+	// ends, so that counting an attempt and reading the lockout happen as
+	// one step on every replica: a password check is admitted only by a
+	// transaction that held it.
+	LockAttempts(ctx context.Context, accountKey, remote string) error
 	AddFailure(ctx context.Context, accountKey, remote string, at time.Time) error
 	CountFailures(ctx context.Context, accountKey, remote string, since time.Time) (int, error)
 	ClearFailures(ctx context.Context, accountKey, remote string) error
@@ -82,6 +90,8 @@ type Tx interface {
 	// ConsumeTicket deletes the ticket and returns it; NotFound if it was
 	// never issued or is used already.
 	ConsumeTicket(ctx context.Context, id string) (*Ticket, error)
+	// DeleteTickets deletes every recovery ticket of an account.
+	DeleteTickets(ctx context.Context, accountID string) error
 
 	// Audit log. AppendAudit sets Seq, PrevHash and Hash (with AuditHash),
 	// serialised against every other append.

@@ -95,6 +95,9 @@ func (s *Service) CancelUser(ctx context.Context, a Actor, id string) error {
 		if err := tx.DeleteSessions(ctx, acc.ID, ""); err != nil {
 			return err
 		}
+		if err := tx.DeleteTickets(ctx, acc.ID); err != nil {
+			return err
+		}
 		return s.audit(ctx, tx, a, acc.ID, certportal.ActionAccountCanceled, "")
 	})
 	if err != nil {

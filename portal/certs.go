@@ -194,9 +194,10 @@ func (s *Service) Revoke(ctx context.Context, a Actor, serial string, reason cer
 		if err := s.revokeOne(ctx, tx, a, c, reason); err != nil {
 			return err
 		}
-		// Ending the sessions bound to it happens at their next request:
-		// a certificate session checks its certificate every time.
-		return nil
+		// An administrator revokes because something is wrong (a lost
+		// laptop, a stolen key): every session of the account ends, a
+		// password session too.
+		return tx.DeleteSessions(ctx, c.AccountID, "")
 	})
 	if err != nil {
 		return c, err

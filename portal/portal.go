@@ -33,6 +33,9 @@ type Config struct {
 	// SessionIdle and SessionMax bound a session (30 min idle, 12 h in all).
 	SessionIdle time.Duration
 	SessionMax  time.Duration
+	// MaxSessions is how many sessions an account may have at once (20);
+	// a new one ends the oldest.
+	MaxSessions int
 	// RecoveriesPerDay limits recoveries per account (3).
 	RecoveriesPerDay int
 	// TicketTTL is how long the "OK" of a recovery stays valid (5 min).
@@ -64,6 +67,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.LockoutThreshold <= 0 {
 		c.LockoutThreshold = 5
+	}
+	if c.MaxSessions <= 0 {
+		c.MaxSessions = 20
 	}
 	if c.RecoveriesPerDay <= 0 {
 		c.RecoveriesPerDay = 3

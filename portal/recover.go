@@ -29,10 +29,10 @@ func (s *Service) RecoverBegin(ctx context.Context, id, password, remote string)
 		return nil, "", err
 	}
 	err = s.Store.Update(ctx, func(tx certportal.Tx) error {
-		if err := tx.ClearFailures(ctx, certportal.IDKey(acc.ID), remote); err != nil {
+		if err := tx.CreateTicket(ctx, &certportal.Ticket{ID: tid, AccountID: acc.ID, Expires: s.now().Add(s.Config.TicketTTL)}); err != nil {
 			return err
 		}
-		return tx.CreateTicket(ctx, &certportal.Ticket{ID: tid, AccountID: acc.ID, Expires: s.now().Add(s.Config.TicketTTL)})
+		return s.audit(ctx, tx, User(acc.ID, remote), acc.ID, certportal.ActionRecoveryStarted, "confirmation page shown")
 	})
 	if err != nil {
 		return nil, "", err
@@ -41,12 +41,13 @@ func (s *Service) RecoverBegin(ctx context.Context, id, password, remote string)
 }
 
 func (s *Service) recoveryAllowed(ctx context.Context, id string) error {
-	var n int
-	err := s.Store.View(ctx, func(tx certportal.Tx) error {
-		var err error
-		n, err = tx.CountAudit(ctx, id, certportal.ActionRecovery, s.now().Add(-24*time.Hour))
-		return err
-	})
+	return s.Store.View(ctx, func(tx certportal.Tx) error { return s.recoveryLimit(ctx, tx, id) })
+}
+
+// recoveryLimit refuses (RateLimited) when the account has had
+// RecoveriesPerDay recoveries in the last 24 hours.
+func (s *Service) recoveryLimit(ctx context.Context, tx certportal.Tx, id string) error {
+	n, err := tx.CountAudit(ctx, id, certportal.ActionRecovery, s.now().Add(-24*time.Hour))
 	if err != nil {
 		return err
 	}
@@ -110,6 +111,13 @@ func (s *Service) resetPassword(ctx context.Context, a Actor, id, ticketID, why 
 		if acc.Status != certportal.StatusActive {
 			return forbidden(ErrCancelled, "this account has been cancelled")
 		}
+		if ticketID != "" {
+			// Checked again here, under the account's lock: tickets
+			// made before the limit was reached must not pass it.
+			if err := s.recoveryLimit(ctx, tx, acc.ID); err != nil {
+				return err
+			}
+		}
 		if err := s.revokeAll(ctx, tx, a, acc.ID, certportal.ReasonNone); err != nil {
 			return err
 		}
@@ -126,6 +134,9 @@ func (s *Service) resetPassword(ctx context.Context, a Actor, id, ticketID, why 
 			return err
 		}
 		if err := tx.DeleteSessions(ctx, acc.ID, ""); err != nil {
+			return err
+		}
+		if err := tx.DeleteTickets(ctx, acc.ID); err != nil {
 			return err
 		}
 		if err := tx.Unlock(ctx, certportal.IDKey(acc.ID)); err != nil {
@@ -166,16 +177,11 @@ func (s *Service) ChangePassword(ctx context.Context, id, current, next, remote,
 	if current == next {
 		return certportal.Errorf(certportal.Invalid, "the new password must differ from the current one")
 	}
-	acc, err := s.Account(ctx, id)
+	// The same lockout as /login: a stolen session must not let anyone
+	// guess the current password without limit.
+	acc, err := s.checkPassword(ctx, id, current, remote)
 	if err != nil {
 		return err
-	}
-	ok, err := s.Hasher.Verify(ctx, acc.PasswordHash, current)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return s.recordFailure(ctx, acc, acc.ID, remote)
 	}
 	hash, err := s.Hasher.Hash(ctx, next)
 	if err != nil {
@@ -193,6 +199,9 @@ func (s *Service) ChangePassword(ctx context.Context, id, current, next, remote,
 			return err
 		}
 		if err := tx.DeleteSessions(ctx, acc.ID, keepSession); err != nil {
+			return err
+		}
+		if err := tx.DeleteTickets(ctx, acc.ID); err != nil {
 			return err
 		}
 		return s.audit(ctx, tx, User(acc.ID, remote), acc.ID, certportal.ActionPasswordChanged, "")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
+	"net/netip"
 	"time"
 
 	"github.com/certportal/certportal"
@@ -33,35 +34,57 @@ func forbidden(reason error, msg string) error {
 	return &certportal.Error{Code: certportal.Forbidden, Message: msg, Err: reason}
 }
 
-// checkPassword is the credential check shared by sign-in and recovery: the
-// same lockout counter, the same answer and about the same time for an
-// unknown, locked or wrong ID. It returns the account on success.
+// checkPassword is the credential check shared by sign-in, recovery and the
+// password change: the same lockout counter, the same answer and about the
+// same time for an unknown, locked or wrong ID. It returns the account on
+// success.
+//
+// The attempt is counted before the password is hashed, in the transaction
+// that reads the lockout and holds the (ID, address) lock on every replica:
+// however many requests arrive at once, at most LockoutThreshold of them
+// are admitted to a password check in LockoutWindow, and a request that
+// arrives after the last admitted one failed finds the lock. A success
+// forgets the count.
 func (s *Service) checkPassword(ctx context.Context, id, password, remote string) (*certportal.Account, error) {
-	key := certportal.IDKey(id)
-	now := s.now()
+	if len(password) > certportal.MaxPasswordLength || certportal.ValidateID(id) != nil {
+		s.Hasher.Burn(ctx, "")
+		return nil, errBadCredentials()
+	}
+	key, addr := certportal.IDKey(id), attemptAddr(remote)
 	var acc *certportal.Account
-	var locked time.Time
-	err := s.Store.View(ctx, func(tx certportal.Tx) error {
-		var err error
-		if locked, err = tx.LockedUntil(ctx, key, remote); err != nil {
+	admitted := false
+	err := s.Store.Update(ctx, func(tx certportal.Tx) error {
+		acc, admitted = nil, false
+		now := s.now()
+		if err := tx.LockAttempts(ctx, key, addr); err != nil {
+			return err
+		}
+		locked, err := tx.LockedUntil(ctx, key, addr)
+		if err != nil {
 			return err
 		}
 		acc, err = tx.Account(ctx, id)
 		if certportal.ErrorCodeOf(err) == certportal.NotFound {
 			acc, err = nil, nil
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		n, err := tx.CountFailures(ctx, key, addr, now.Add(-s.Config.LockoutWindow))
+		if err != nil {
+			return err
+		}
+		if now.Before(locked) || n >= s.Config.LockoutThreshold {
+			return s.audit(ctx, tx, Actor{Name: "anonymous", Remote: remote}, idOf(acc, id), certportal.ActionSignInFailed, "locked")
+		}
+		admitted = true
+		return tx.AddFailure(ctx, key, addr, now)
 	})
 	if err != nil {
 		return nil, err
 	}
-	if len(password) > certportal.MaxPasswordLength || certportal.ValidateID(id) != nil {
-		s.Hasher.Burn(ctx, "")
-		return nil, errBadCredentials()
-	}
-	if now.Before(locked) {
+	if !admitted {
 		s.Hasher.Burn(ctx, password)
-		s.auditAlone(ctx, Actor{Name: "anonymous", Remote: remote}, idOf(acc, id), certportal.ActionSignInFailed, "locked")
 		return nil, errBadCredentials()
 	}
 	hash := ""
@@ -72,10 +95,33 @@ func (s *Service) checkPassword(ctx context.Context, id, password, remote string
 	if err != nil {
 		return nil, err
 	}
-	if ok && acc != nil {
-		return acc, nil
+	if !ok || acc == nil {
+		return nil, s.recordFailure(ctx, acc, id, remote)
 	}
-	return nil, s.recordFailure(ctx, acc, id, remote)
+	err = s.Store.Update(ctx, func(tx certportal.Tx) error { return tx.ClearFailures(ctx, key, addr) })
+	if err != nil {
+		return nil, err
+	}
+	return acc, nil
+}
+
+// attemptAddr is the client address that failures and lockouts are kept
+// for: an IPv6 address stands for its /64, which one client usually holds
+// whole.
+func attemptAddr(remote string) string {
+	ip, err := netip.ParseAddr(remote)
+	if err != nil {
+		return remote
+	}
+	ip = ip.Unmap()
+	if ip.Is4() {
+		return ip.String()
+	}
+	p, err := ip.WithZone("").Prefix(64)
+	if err != nil {
+		return remote
+	}
+	return p.String()
 }
 
 func idOf(acc *certportal.Account, id string) string {
@@ -85,14 +131,17 @@ func idOf(acc *certportal.Account, id string) string {
 	return ""
 }
 
-// recordFailure counts a wrong password and locks the ID for this client
-// address when the threshold is reached.
+// recordFailure records a wrong password whose attempt checkPassword
+// counted already, and locks the ID for this client address when the
+// threshold is reached: once per lock period, so one notice mail.
 func (s *Service) recordFailure(ctx context.Context, acc *certportal.Account, id, remote string) error {
-	key := certportal.IDKey(id)
-	now := s.now()
+	key, addr := certportal.IDKey(id), attemptAddr(remote)
+	var until time.Time
 	lockedNow := false
 	err := s.Store.Update(ctx, func(tx certportal.Tx) error {
-		if err := tx.AddFailure(ctx, key, remote, now); err != nil {
+		lockedNow = false
+		now := s.now()
+		if err := tx.LockAttempts(ctx, key, addr); err != nil {
 			return err
 		}
 		detail := "wrong password"
@@ -102,26 +151,30 @@ func (s *Service) recordFailure(ctx context.Context, acc *certportal.Account, id
 		if err := s.audit(ctx, tx, Actor{Name: "anonymous", Remote: remote}, idOf(acc, id), certportal.ActionSignInFailed, detail); err != nil {
 			return err
 		}
-		n, err := tx.CountFailures(ctx, key, remote, now.Add(-s.Config.LockoutWindow))
+		locked, err := tx.LockedUntil(ctx, key, addr)
+		if err != nil || now.Before(locked) {
+			return err // locked already: one lock, one notice
+		}
+		n, err := tx.CountFailures(ctx, key, addr, now.Add(-s.Config.LockoutWindow))
 		if err != nil || n < s.Config.LockoutThreshold {
 			return err
 		}
-		until := now.Add(s.Config.LockoutDuration)
-		if err := tx.SetLockout(ctx, key, remote, until); err != nil {
+		until = now.Add(s.Config.LockoutDuration)
+		if err := tx.SetLockout(ctx, key, addr, until); err != nil {
 			return err
 		}
-		if err := tx.ClearFailures(ctx, key, remote); err != nil {
+		if err := tx.ClearFailures(ctx, key, addr); err != nil {
 			return err
 		}
 		lockedNow = true
 		return s.audit(ctx, tx, Actor{Name: "system", Remote: remote}, idOf(acc, id), certportal.ActionLockout,
-			"password sign-in locked until "+until.Format(time.RFC3339)+" for "+key)
+			"password sign-in locked until "+until.Format(time.RFC3339)+" for "+key+" from "+addr)
 	})
 	if err != nil {
 		return err
 	}
 	if lockedNow && acc != nil {
-		s.notify(ctx, acc.ID, mail.NoticeLockout(acc.Email, acc.ID, now.Add(s.Config.LockoutDuration)))
+		s.notify(ctx, acc.ID, mail.NoticeLockout(acc.Email, acc.ID, until))
 	}
 	return errBadCredentials()
 }
@@ -142,9 +195,6 @@ func (s *Service) passwordSignIn(ctx context.Context, id, password, remote strin
 		refuse = forbidden(ErrPasswordExpired, "this temporary password has expired")
 	}
 	err = s.Store.Update(ctx, func(tx certportal.Tx) error {
-		if err := tx.ClearFailures(ctx, certportal.IDKey(acc.ID), remote); err != nil {
-			return err
-		}
 		if refuse != nil {
 			return s.audit(ctx, tx, Actor{Name: "user:" + acc.ID, Remote: remote}, acc.ID, certportal.ActionSignInRefused, certportal.ErrorMessage(refuse))
 		}
@@ -222,7 +272,15 @@ func (s *Service) NewSession(ctx context.Context, acc *certportal.Account, cert 
 				return err
 			}
 		}
+		// The account's lock serialises its sign-ins on every replica,
+		// so the cap holds however many arrive at once.
+		if _, err := tx.LockAccount(ctx, acc.ID); err != nil {
+			return err
+		}
 		if err := tx.CreateSession(ctx, sess); err != nil {
+			return err
+		}
+		if err := tx.TrimSessions(ctx, acc.ID, id, s.Config.MaxSessions); err != nil {
 			return err
 		}
 		if cert != nil {

@@ -87,8 +87,35 @@ func (t *tx) DeleteExpiredSessions(ctx context.Context, now time.Time) error {
 	return mapError(err, "", "")
 }
 
+// TrimSessions ends the oldest sessions of an account but keep, so that n
+// remain with keep.
+func (t *tx) TrimSessions(ctx context.Context, accountID, keep string, n int) error {
+	_, err := t.tx.Exec(ctx, `DELETE FROM sessions WHERE account = $1 AND id <> $2 AND id NOT IN
+		(SELECT id FROM sessions WHERE account = $1 AND id <> $2 ORDER BY created DESC, id DESC LIMIT $3)`,
+		certportal.IDKey(accountID), keep, othersKept(keep, n))
+	return mapError(err, "", "")
+}
+
+// othersKept is how many sessions TrimSessions keeps besides keep.
+func othersKept(keep string, n int) int {
+	if keep != "" {
+		n--
+	}
+	return max(n, 0)
+}
+
 // Failures and lockouts. Keys are lower-cased like account IDs, so callers
 // may pass either.
+
+// LockAttempts takes a transaction-scoped advisory lock on (account,
+// remote): attempts from every replica for the same pair queue there, and
+// each one's later statements (READ COMMITTED) see what the one before
+// committed.
+func (t *tx) LockAttempts(ctx context.Context, accountKey, remote string) error {
+	_, err := t.tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 7217))`,
+		certportal.IDKey(accountKey)+" "+remote)
+	return mapError(err, "", "")
+}
 
 // AddFailure records a wrong password for (account, remote) at a time.
 func (t *tx) AddFailure(ctx context.Context, accountKey, remote string, at time.Time) error {
@@ -160,6 +187,12 @@ func (t *tx) CreateTicket(ctx context.Context, tk *certportal.Ticket) error {
 		return nil
 	}
 	return t.refused(ctx, key, tk.AccountID, "the ticket exists already")
+}
+
+// DeleteTickets deletes every ticket of an account.
+func (t *tx) DeleteTickets(ctx context.Context, accountID string) error {
+	_, err := t.tx.Exec(ctx, `DELETE FROM tickets WHERE account = $1`, certportal.IDKey(accountID))
+	return mapError(err, "", "")
 }
 
 // ConsumeTicket deletes a ticket and returns it, with the account's ID as

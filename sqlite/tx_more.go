@@ -71,8 +71,31 @@ func (t *tx) DeleteExpiredSessions(ctx context.Context, now time.Time) error {
 	return mapError(err, "", "")
 }
 
+// TrimSessions ends the oldest sessions of an account but keep, so that n
+// remain with keep.
+func (t *tx) TrimSessions(ctx context.Context, accountID, keep string, n int) error {
+	key := certportal.IDKey(accountID)
+	_, err := t.exec(ctx, `DELETE FROM sessions WHERE account = ? AND id <> ? AND id NOT IN
+		(SELECT id FROM sessions WHERE account = ? AND id <> ? ORDER BY created DESC, id DESC LIMIT ?)`,
+		key, keep, key, keep, othersKept(keep, n))
+	return mapError(err, "", "")
+}
+
+// othersKept is how many sessions TrimSessions keeps besides keep.
+func othersKept(keep string, n int) int {
+	if keep != "" {
+		n--
+	}
+	return max(n, 0)
+}
+
 // Failures and lockouts. Keys are lower-cased like account IDs, so callers
 // may pass either.
+
+// LockAttempts is a no-op: an Update holds SQLite's one write lock from
+// BEGIN IMMEDIATE to its end, across connections and processes, which
+// serialises every attempt already.
+func (t *tx) LockAttempts(ctx context.Context, accountKey, remote string) error { return nil }
 
 // AddFailure records a wrong password for (account, remote) at a time.
 func (t *tx) AddFailure(ctx context.Context, accountKey, remote string, at time.Time) error {
@@ -138,6 +161,12 @@ func (t *tx) CreateTicket(ctx context.Context, tk *certportal.Ticket) error {
 		return &certportal.Error{Code: certportal.NotFound, Op: op, Err: err, Message: fmt.Sprintf("no user with ID %q", tk.AccountID)}
 	}
 	return mapError(err, "", "the ticket exists already")
+}
+
+// DeleteTickets deletes every ticket of an account.
+func (t *tx) DeleteTickets(ctx context.Context, accountID string) error {
+	_, err := t.exec(ctx, `DELETE FROM tickets WHERE account = ?`, certportal.IDKey(accountID))
+	return mapError(err, "", "")
 }
 
 // ConsumeTicket deletes a ticket and returns it; NotFound when it was never

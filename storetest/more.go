@@ -192,6 +192,22 @@ func testSessions(t *testing.T, s certportal.Store) {
 	update(t, s, func(tx certportal.Tx) error { return tx.DeleteSession(ctx, "s5") })
 	check("DeleteSession", map[string]bool{"s5": false})
 
+	// TrimSessions keeps the newest n with keep, whatever its age.
+	update(t, s, func(tx certportal.Tx) error {
+		for i, id := range []string{"t1", "t2", "t3", "t4"} {
+			sess := mk(id, "ned", base.Add(time.Hour))
+			sess.Created = base.Add(time.Duration(i) * time.Minute)
+			if err := tx.CreateSession(ctx, sess); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	update(t, s, func(tx certportal.Tx) error { return tx.TrimSessions(ctx, "NED", "t1", 3) })
+	check("TrimSessions(keep t1, 3)", map[string]bool{"t1": true, "t2": false, "t3": true, "t4": true})
+	update(t, s, func(tx certportal.Tx) error { return tx.TrimSessions(ctx, "ned", "", 1) })
+	check("TrimSessions(1)", map[string]bool{"t1": false, "t3": false, "t4": true})
+
 	err := s.View(ctx, func(tx certportal.Tx) error { _, err := tx.Session(ctx, "s5"); return err })
 	wantCode(t, "Session(deleted)", err, certportal.NotFound)
 	err = s.Update(ctx, func(tx certportal.Tx) error { return tx.TouchSession(ctx, "s5", base) })
@@ -317,6 +333,26 @@ func testTickets(t *testing.T, s certportal.Store) {
 		return errors.New("stop")
 	})
 	update(t, s, func(tx certportal.Tx) error { _, err := tx.ConsumeTicket(ctx, "t2"); return err })
+
+	// DeleteTickets deletes every ticket of one account, no other.
+	update(t, s, func(tx certportal.Tx) error {
+		if err := tx.CreateAccount(ctx, newAccount("Rita")); err != nil {
+			return err
+		}
+		for _, tk := range []certportal.Ticket{{ID: "q1", AccountID: "quinn"}, {ID: "q2", AccountID: "quinn"}, {ID: "r1", AccountID: "rita"}} {
+			tk.Expires = base
+			if err := tx.CreateTicket(ctx, &tk); err != nil {
+				return err
+			}
+		}
+		return tx.DeleteTickets(ctx, "QUINN")
+	})
+	for id, want := range map[string]certportal.ErrorCode{"q1": certportal.NotFound, "q2": certportal.NotFound, "r1": ""} {
+		err := s.Update(ctx, func(tx certportal.Tx) error { _, err := tx.ConsumeTicket(ctx, id); return err })
+		if certportal.ErrorCodeOf(err) != want {
+			t.Errorf("ConsumeTicket(%s) after DeleteTickets(quinn): %v, want %q", id, err, want)
+		}
+	}
 }
 
 // testConcurrentIssue runs what portal does when it issues a certificate,
@@ -384,4 +420,48 @@ func testConcurrentIssue(t *testing.T, s certportal.Store) {
 		}
 		return nil
 	})
+}
+
+// testAttemptsSerialised runs what portal does before it checks a
+// password, from 40 goroutines at once for one (ID, address): lock the
+// pair, count, and add an attempt while fewer than 5 are counted. Exactly 5
+// are admitted, and another address is not held up by the first.
+func testAttemptsSerialised(t *testing.T, s certportal.Store) {
+	ctx := context.Background()
+	const workers, limit = 40, 5
+	var mu sync.Mutex
+	admitted := map[string]int{}
+	var wg sync.WaitGroup
+	for i := range workers {
+		remote := []string{"192.0.2.50", "2001:db8::/64"}[i%2]
+		wg.Go(func() {
+			ok := false
+			err := s.Update(ctx, func(tx certportal.Tx) error {
+				ok = false
+				if err := tx.LockAttempts(ctx, "paula", remote); err != nil {
+					return err
+				}
+				n, err := tx.CountFailures(ctx, "paula", remote, base)
+				if err != nil || n >= limit {
+					return err
+				}
+				ok = true
+				return tx.AddFailure(ctx, "PAULA", remote, base.Add(time.Second))
+			})
+			if err != nil {
+				t.Error(err)
+			}
+			if ok {
+				mu.Lock()
+				admitted[remote]++
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	for _, remote := range []string{"192.0.2.50", "2001:db8::/64"} {
+		if admitted[remote] != limit {
+			t.Errorf("%d attempts admitted from %s, want %d", admitted[remote], remote, limit)
+		}
+	}
 }

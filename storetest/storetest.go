@@ -37,6 +37,7 @@ func Run(t *testing.T, open func(t *testing.T) certportal.Store) {
 		{"ViewIsReadOnly", testViewReadOnly},
 		{"Sessions", testSessions},
 		{"FailuresAndLockouts", testLockouts},
+		{"AttemptsSerialised", testAttemptsSerialised},
 		{"Tickets", testTickets},
 		{"Audit", testAudit},
 		{"CRLNumbers", testCRLNumbers},
