@@ -4,6 +4,8 @@ import (
 	"net/mail"
 	"strings"
 	"time"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 // SignInMethod is how an account signs in. A new account signs in by
@@ -93,8 +95,16 @@ func ValidateEmail(email string) error {
 	return nil
 }
 
-// ValidatePassword checks the length of an account password.
+// NormalizePassword is the form in which a password is hashed and
+// checked: Unicode NFC, so that "é" typed as one code point (Windows,
+// Linux) or as "e" and a combining accent (macOS keyboards) is the same
+// password.
+func NormalizePassword(pw string) string { return norm.NFC.String(pw) }
+
+// ValidatePassword checks the length of an account password (in its
+// normalised form).
 func ValidatePassword(pw string) error {
+	pw = NormalizePassword(pw)
 	if len(pw) == 0 {
 		return Errorf(Invalid, "the password is empty")
 	}

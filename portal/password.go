@@ -72,7 +72,7 @@ func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
 		return "", err
 	}
 	defer h.release()
-	key := argon2.IDKey([]byte(password), salt, argonTime, argonMemory, argonThreads, argonKeyLen)
+	key := argon2.IDKey([]byte(certportal.NormalizePassword(password)), salt, argonTime, argonMemory, argonThreads, argonKeyLen)
 	return phc(salt, key), nil
 }
 
@@ -84,7 +84,8 @@ func phc(salt, key []byte) string {
 		enc.EncodeToString(salt), enc.EncodeToString(key))
 }
 
-// Verify reports whether password matches the PHC hash encoded. An empty
+// Verify reports whether password, in its NFC form, matches the PHC hash
+// encoded. An empty
 // or malformed hash is checked against a dummy hash, so the time taken does
 // not tell whether an account exists.
 func (h *Hasher) Verify(ctx context.Context, encoded, password string) (bool, error) {
@@ -98,8 +99,18 @@ func (h *Hasher) Verify(ctx context.Context, encoded, password string) (bool, er
 		return false, err
 	}
 	defer h.release()
-	got := argon2.IDKey([]byte(password), salt, t, mem, p, uint32(len(key)))
-	return subtle.ConstantTimeCompare(got, key) == 1 && valid, nil
+	nfc := certportal.NormalizePassword(password)
+	got := argon2.IDKey([]byte(nfc), salt, t, mem, p, uint32(len(key)))
+	if subtle.ConstantTimeCompare(got, key) == 1 {
+		return valid, nil
+	}
+	if nfc != password && valid {
+		// A hash made before passwords were normalised, from a
+		// password typed in another form: checked as it was set.
+		got = argon2.IDKey([]byte(password), salt, t, mem, p, uint32(len(key)))
+		return subtle.ConstantTimeCompare(got, key) == 1, nil
+	}
+	return false, nil
 }
 
 // Burn spends the time of one verification, for unknown or locked IDs.

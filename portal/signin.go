@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/certportal/certportal"
@@ -46,6 +47,7 @@ func forbidden(reason error, msg string) error {
 // arrives after the last admitted one failed finds the lock. A success
 // forgets the count.
 func (s *Service) checkPassword(ctx context.Context, id, password, remote string) (*certportal.Account, error) {
+	id = strings.TrimSpace(id) // a space typed after the ID is a slip, not another ID
 	if len(password) > certportal.MaxPasswordLength || certportal.ValidateID(id) != nil {
 		s.Hasher.Burn(ctx, "")
 		return nil, errBadCredentials()
