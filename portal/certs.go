@@ -46,7 +46,7 @@ type Issued struct {
 // issue is Issue without the report to Events.
 func (s *Service) issue(ctx context.Context, a Actor, req IssueRequest) (*Issued, error) {
 	if len(req.P12Password) < MinP12Password {
-		return nil, certportal.Errorf(certportal.Invalid, "the PKCS#12 password must have at least %d characters", MinP12Password)
+		return nil, certportal.Errorf(certportal.Invalid, "the password for the certificate file must have at least %d characters", MinP12Password)
 	}
 	kt := req.KeyType
 	if kt == "" {
@@ -63,7 +63,7 @@ func (s *Service) issue(ctx context.Context, a Actor, req IssueRequest) (*Issued
 		if ok, err := s.Hasher.Verify(ctx, acc.PasswordHash, req.P12Password); err != nil {
 			return nil, err
 		} else if ok {
-			return nil, certportal.Errorf(certportal.Invalid, "choose a PKCS#12 password that is not your account password")
+			return nil, certportal.Errorf(certportal.Invalid, "choose a password for the certificate file that is not your account password")
 		}
 	}
 	// Serials are 127 random bits; a collision is all but impossible, but

@@ -22,10 +22,27 @@ func (s *Server) handleRecover(w http.ResponseWriter, r *http.Request) {
 	}
 	acc, ticket, err := s.Svc.RecoverBegin(r.Context(), f["id"], f["password"], remoteAddr(r))
 	if err != nil {
-		s.signInFailed(w, r, "recover", err)
+		s.signInFailed(w, r, "recover", f["id"], err)
 		return
 	}
-	s.page(w, r, http.StatusOK, "recover_confirm", pageData{Title: "Change Sign in Method", Account: acc, Ticket: ticket})
+	setTicket(w, ticket, acc.ID, s.Svc.Config.TicketTTL)
+	http.Redirect(w, r, "/recover/confirm", http.StatusSeeOther)
+}
+
+// handleRecoverConfirmForm is GET /recover/confirm: the "OK" page, whose
+// form carries the ticket that POST /recover left in a short-lived cookie.
+func (s *Server) handleRecoverConfirmForm(w http.ResponseWriter, r *http.Request) {
+	ticket, id := cookieTicket(r)
+	if ticket == "" {
+		// Expired or never started: start again.
+		http.Redirect(w, r, "/recover", http.StatusSeeOther)
+		return
+	}
+	d := pageData{Title: "Change Sign in Method", Ticket: ticket}
+	if id != "" {
+		d.Account = &certportal.Account{ID: id}
+	}
+	s.page(w, r, http.StatusOK, "recover_confirm", d)
 }
 
 // handleRecoverConfirm is the "OK": revoke, method password, mail a
@@ -49,11 +66,13 @@ func (s *Server) handleRecoverConfirm(w http.ResponseWriter, r *http.Request) {
 		})
 		return
 	default:
+		clearTicket(w)
 		s.fail(w, r, err, link{"/recover", "Start again"})
 		return
 	}
 	// Recovery ended every session of the account, this browser's too.
 	clearSession(w)
+	clearTicket(w)
 	http.Redirect(w, r, "/recover/done", http.StatusSeeOther)
 }
 
@@ -80,21 +99,26 @@ func (s *Server) handleCertificate(w http.ResponseWriter, r *http.Request) {
 	}
 	back := link{"/", "Back to the portal"}
 	pw, legacy, err := s.p12Fields(w, r)
-	if err != nil {
-		s.fail(w, r, err, back)
+	if err == nil {
+		var issued *portal.Issued
+		issued, err = s.Svc.Issue(r.Context(), portal.User(acc.ID, remoteAddr(r)), portal.IssueRequest{
+			ID: acc.ID, P12Password: pw, Legacy: legacy, KeepSession: si.keep(),
+			// A user must not reuse the account password for the file, which
+			// leaves the server and can be attacked offline.
+			RejectAccountPassword: true,
+		})
+		if err == nil {
+			writeP12(w, acc.ID, issued.P12)
+			return
+		}
+	}
+	if certportal.ErrorCodeOf(err) == certportal.Invalid {
+		// A mistake in the form: the page again, the message beside
+		// the password field.
+		s.renderHome(w, r, si, http.StatusBadRequest, pageData{Error: sentence(certportal.ErrorMessage(err))})
 		return
 	}
-	issued, err := s.Svc.Issue(r.Context(), portal.User(acc.ID, remoteAddr(r)), portal.IssueRequest{
-		ID: acc.ID, P12Password: pw, Legacy: legacy, KeepSession: si.keep(),
-		// A user must not reuse the account password for the file, which
-		// leaves the server and can be attacked offline.
-		RejectAccountPassword: true,
-	})
-	if err != nil {
-		s.fail(w, r, err, back)
-		return
-	}
-	writeP12(w, acc.ID, issued.P12)
+	s.fail(w, r, err, back)
 }
 
 func (s *Server) handlePasswordForm(w http.ResponseWriter, r *http.Request) {

@@ -20,7 +20,7 @@ var staticFS embed.FS
 
 // pageNames are the templates in templates/, each rendered inside
 // layout.html.
-var pageNames = []string{"home", "login", "recover", "recover_confirm", "recover_done", "password", "about", "message"}
+var pageNames = []string{"home", "login", "recover", "recover_confirm", "recover_done", "password", "about", "message", "signedout"}
 
 // pageSet holds one parsed template per page.
 type pageSet map[string]*template.Template
@@ -86,8 +86,11 @@ type pageData struct {
 	Title   string
 	Message string // the main sentence of a message page
 	Error   string // a problem with the form just sent
-	Notice  string // a confirmation after a change
-	Links   []link
+	// RenewError is a problem with the renewal form (the home page has two
+	// certificate forms).
+	RenewError string
+	Notice     string // a confirmation after a change
+	Links      []link
 
 	// SignedIn shows the sign-out buttons in the header.
 	SignedIn bool
@@ -104,6 +107,10 @@ type pageData struct {
 	RenewFrom time.Time
 
 	Ticket string // the recovery confirmation's hidden field
+	// ID is the user ID typed into a form, shown again after a mistake.
+	ID string
+	// HasCert is set when the browser presented a client certificate.
+	HasCert bool
 
 	Root, Issuing caInfo
 	// Issuers are every issuing CA, newest first (more than one after a

@@ -44,7 +44,7 @@ func (s *Server) p12Fields(w http.ResponseWriter, r *http.Request) (password str
 	pw := f["p12_password"]
 	switch {
 	case pw != f["p12_password_confirm"]:
-		return "", false, certportal.Errorf(certportal.Invalid, "The two passwords for the certificate file differ. Go back and type the same password twice.")
+		return "", false, certportal.Errorf(certportal.Invalid, "The two passwords for the certificate file differ. Type the same password twice.")
 	case len(pw) < portal.MinP12Password:
 		return "", false, certportal.Errorf(certportal.Invalid, "The password for the certificate file must have at least %d characters.", portal.MinP12Password)
 	}
@@ -93,6 +93,10 @@ func (s *Server) handleRenew(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	pw, legacy, err := s.p12Fields(w, r)
+	if certportal.ErrorCodeOf(err) == certportal.Invalid {
+		s.renderHome(w, r, si, http.StatusBadRequest, pageData{RenewError: sentence(certportal.ErrorMessage(err))})
+		return
+	}
 	if err != nil {
 		s.fail(w, r, err, back)
 		return

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"mime"
 	"net/http"
+	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/certportal/certportal"
@@ -30,6 +32,71 @@ func clearSession(w http.ResponseWriter) {
 		Name: CookieName, Value: "", Path: "/", MaxAge: -1,
 		Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode,
 	})
+}
+
+// OutCookieName marks a browser that signed out. A browser keeps
+// presenting its client certificate after a sign-out, so without the
+// marker the next GET / would sign it in again; with it, GET / shows the
+// "You are signed out" page and signing in by certificate takes a button.
+// It lives as long as the browser session, which is also how long most
+// browsers remember the certificate chosen.
+const OutCookieName = "__Host-certportal-out"
+
+func setSignedOut(w http.ResponseWriter) {
+	http.SetCookie(w, &http.Cookie{
+		Name: OutCookieName, Value: "1", Path: "/",
+		Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode,
+	})
+}
+
+// clearSignedOut removes the marker at a sign-in.
+func clearSignedOut(w http.ResponseWriter, r *http.Request) {
+	if _, err := r.Cookie(OutCookieName); err != nil {
+		return
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name: OutCookieName, Value: "", Path: "/", MaxAge: -1,
+		Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode,
+	})
+}
+
+func isSignedOut(r *http.Request) bool {
+	_, err := r.Cookie(OutCookieName)
+	return err == nil
+}
+
+// ticketCookie carries a recovery ticket from POST /recover to the
+// confirmation page (GET /recover/confirm): never in a URL, and only as
+// long as the ticket is valid. Its value is the ticket, a dot and the
+// account's ID, which the page names (the ticket is base64url, without
+// dots; an ID has only cookie-safe characters).
+const ticketCookie = "__Host-certportal-recover"
+
+func setTicket(w http.ResponseWriter, ticket, id string, ttl time.Duration) {
+	http.SetCookie(w, &http.Cookie{
+		Name: ticketCookie, Value: ticket + "." + id, Path: "/", MaxAge: int(ttl / time.Second),
+		Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode,
+	})
+}
+
+func clearTicket(w http.ResponseWriter) {
+	http.SetCookie(w, &http.Cookie{
+		Name: ticketCookie, Value: "", Path: "/", MaxAge: -1,
+		Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode,
+	})
+}
+
+// cookieTicket returns the ticket and the ID of the recovery cookie.
+func cookieTicket(r *http.Request) (ticket, id string) {
+	c, err := r.Cookie(ticketCookie)
+	if err != nil {
+		return "", ""
+	}
+	ticket, id, _ = strings.Cut(c.Value, ".")
+	if certportal.ValidateID(id) != nil {
+		id = ""
+	}
+	return ticket, id
 }
 
 // cookieToken returns the session token the browser sent, or "".

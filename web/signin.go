@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strings"
 
 	"github.com/certportal/certportal"
 	"github.com/certportal/certportal/portal"
@@ -35,32 +36,70 @@ func (s *Server) handleHome(w http.ResponseWriter, r *http.Request) {
 	}
 	if si == nil {
 		chain := peerChain(r)
-		if len(chain) == 0 {
+		switch {
+		case isSignedOut(r):
+			// The browser signed out; its certificate signs in again
+			// only by the button.
+			s.page(w, r, http.StatusOK, "signedout", pageData{Title: "Signed out", HasCert: len(chain) > 0})
+			return
+		case len(chain) == 0:
 			http.Redirect(w, r, "/login", http.StatusSeeOther)
 			return
 		}
-		acc, cert, err := s.certSignIn(r)
-		if err != nil {
-			s.certRefused(w, r, err)
+		if si = s.certSessionStart(w, r); si == nil {
 			return
 		}
-		// A sign-in rotates the session: the token the browser had ends.
-		token, err := s.Svc.NewSession(r.Context(), acc, cert, remoteAddr(r), cookieToken(r))
-		if err != nil {
-			s.fail(w, r, err)
-			return
-		}
-		setSession(w, token)
-		si = &signedIn{token: token, account: acc, sess: &certportal.Session{AccountID: acc.ID, CertSerial: cert.Serial}}
 	}
 	notice := ""
 	if r.URL.Query().Get("done") == "password" {
 		notice = "Your password has been changed. Your other sessions have been signed out."
 	}
-	s.renderHome(w, r, si, notice)
+	s.renderHome(w, r, si, http.StatusOK, pageData{Notice: notice})
 }
 
-func (s *Server) renderHome(w http.ResponseWriter, r *http.Request, si *signedIn, notice string) {
+// certSessionStart signs in with the presented client certificate and
+// starts a session, or answers the request itself and returns nil.
+func (s *Server) certSessionStart(w http.ResponseWriter, r *http.Request) *signedIn {
+	acc, cert, err := s.certSignIn(r)
+	if err != nil {
+		s.certRefused(w, r, err)
+		return nil
+	}
+	// A sign-in rotates the session: the token the browser had ends.
+	token, err := s.Svc.NewSession(r.Context(), acc, cert, remoteAddr(r), cookieToken(r))
+	if err != nil {
+		s.fail(w, r, err)
+		return nil
+	}
+	setSession(w, token)
+	clearSignedOut(w, r)
+	return &signedIn{token: token, account: acc, sess: &certportal.Session{AccountID: acc.ID, CertSerial: cert.Serial}}
+}
+
+// handleCertLogin is POST /login/certificate, the button of the signed-out
+// page: the presented certificate signs in again.
+func (s *Server) handleCertLogin(w http.ResponseWriter, r *http.Request) {
+	if _, err := s.parseForm(w, r, nil); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if len(peerChain(r)) == 0 {
+		s.page(w, r, http.StatusUnauthorized, "message", pageData{
+			Title:   "No certificate",
+			Message: "Your browser did not present a certificate. Restart the browser, open the portal and choose your certificate when the browser asks, or sign in with your ID and password.",
+			Links:   []link{{"/login", "Login with ID and password"}},
+		})
+		return
+	}
+	if s.certSessionStart(w, r) == nil {
+		return
+	}
+	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+// renderHome shows the home page with a status; d carries a notice, or a
+// mistake in the certificate form (Error) to show beside its field.
+func (s *Server) renderHome(w http.ResponseWriter, r *http.Request, si *signedIn, code int, d pageData) {
 	ctx := r.Context()
 	acc := si.account
 	cur, err := s.Svc.CurrentCertificate(ctx, acc.ID)
@@ -75,13 +114,12 @@ func (s *Server) renderHome(w http.ResponseWriter, r *http.Request, si *signedIn
 	}
 	certSession := si.sess.CertSerial != ""
 	canRenew, renewFrom := s.renewState(si, cur)
-	s.page(w, r, http.StatusOK, "home", pageData{
-		Title: "Service Portal", SignedIn: true, Account: acc, CertSession: certSession,
-		Cert: cur, SignIns: recent, Notice: notice,
-		CanIssue: acc.Method == certportal.MethodPassword && !certSession,
-		MinP12:   portal.MinP12Password,
-		CanRenew: canRenew, RenewFrom: renewFrom,
-	})
+	d.Title, d.SignedIn, d.Account, d.CertSession = "Service Portal", true, acc, certSession
+	d.Cert, d.SignIns = cur, recent
+	d.CanIssue = acc.Method == certportal.MethodPassword && !certSession
+	d.MinP12 = portal.MinP12Password
+	d.CanRenew, d.RenewFrom = canRenew, renewFrom
+	s.page(w, r, code, "home", d)
 }
 
 // certReason names why a presented certificate was refused, in the words
@@ -144,7 +182,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	remote := remoteAddr(r)
 	acc, err := s.Svc.PasswordSignIn(r.Context(), f["id"], f["password"], remote)
 	if err != nil {
-		s.signInFailed(w, r, "login", err)
+		s.signInFailed(w, r, "login", f["id"], err)
 		return
 	}
 	token, err := s.Svc.NewSession(r.Context(), acc, nil, remote, cookieToken(r))
@@ -153,19 +191,20 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	setSession(w, token)
+	clearSignedOut(w, r)
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
 
 // signInFailed answers a refused password check on /login or /recover
 // (form is the page to show again for wrong credentials).
-func (s *Server) signInFailed(w http.ResponseWriter, r *http.Request, form string, err error) {
+func (s *Server) signInFailed(w http.ResponseWriter, r *http.Request, form, id string, err error) {
 	title := "Login"
 	if form == "recover" {
 		title = "Change Sign in Method"
 	}
 	switch {
 	case certportal.ErrorCodeOf(err) == certportal.Unauthorized:
-		s.page(w, r, http.StatusUnauthorized, form, pageData{Title: title, Error: msgBadCredentials})
+		s.page(w, r, http.StatusUnauthorized, form, pageData{Title: title, Error: msgBadCredentials, ID: strings.TrimSpace(id)})
 	case errors.Is(err, portal.ErrUseCertificate):
 		s.page(w, r, http.StatusForbidden, "message", pageData{
 			Title:   "Please sign in with your certificate",
@@ -203,7 +242,8 @@ func (s *Server) handleLogout(all bool) http.HandlerFunc {
 			}
 		}
 		clearSession(w)
-		http.Redirect(w, r, "/login", http.StatusSeeOther)
+		setSignedOut(w)
+		http.Redirect(w, r, "/", http.StatusSeeOther)
 	}
 }
 

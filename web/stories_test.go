@@ -121,11 +121,12 @@ func TestStories(t *testing.T) {
 	if r := e.post(d, "/recover", url.Values{"id": {"alice"}, "password": {"wrong password"}}); r.StatusCode != http.StatusUnauthorized {
 		t.Errorf("POST /recover with a wrong password: %d, want 401", r.StatusCode)
 	}
-	r = e.post(d, "/recover", url.Values{"id": {"alice"}, "password": {alicePW}})
-	ticket := hiddenTicket(t, r)
+	r = e.confirmPage(d, e.post(d, "/recover", url.Values{"id": {"alice"}, "password": {alicePW}}))
 	if !strings.Contains(r.body, ">OK<") {
 		t.Errorf("confirmation page lacks the OK button")
 	}
+	// Reloading the confirmation shows it again; it never resends a form.
+	ticket := e.hiddenTicket(d, e.post(d, "/recover", url.Values{"id": {"alice"}, "password": {alicePW}}))
 
 	// The mail cannot go out: nothing changes and the page says so.
 	good := e.svc.Mailer
@@ -204,14 +205,30 @@ func checkCookie(t *testing.T, resp *http.Response) {
 	t.Errorf("no session cookie set; Set-Cookie: %q", resp.Header.Values("Set-Cookie"))
 }
 
-func hiddenTicket(t *testing.T, r *response) string {
-	t.Helper()
-	const marker = `name="ticket" value="`
-	i := strings.Index(r.body, marker)
-	if r.StatusCode != http.StatusOK || i < 0 {
-		t.Fatalf("POST /recover: %d, no hidden ticket:\n%.400s", r.StatusCode, r.body)
+// confirmPage follows POST /recover's 303 (the ticket travels in a
+// cookie, never in the URL) and returns the confirmation page.
+func (e *env) confirmPage(c *http.Client, r *response) *response {
+	e.t.Helper()
+	if r.StatusCode != http.StatusSeeOther || r.Header.Get("Location") != "/recover/confirm" {
+		e.t.Fatalf("POST /recover: %d to %q, want 303 to /recover/confirm:\n%.400s", r.StatusCode, r.Header.Get("Location"), r.body)
 	}
-	rest := r.body[i+len(marker):]
+	if strings.Contains(r.Header.Get("Location"), "ticket") {
+		e.t.Fatalf("the ticket is in the URL: %s", r.Header.Get("Location"))
+	}
+	return e.get(c, "/recover/confirm")
+}
+
+// hiddenTicket returns the ticket of the confirmation page that POST
+// /recover (r) leads to.
+func (e *env) hiddenTicket(c *http.Client, r *response) string {
+	e.t.Helper()
+	page := e.confirmPage(c, r)
+	const marker = `name="ticket" value="`
+	i := strings.Index(page.body, marker)
+	if page.StatusCode != http.StatusOK || i < 0 {
+		e.t.Fatalf("GET /recover/confirm: %d, no hidden ticket:\n%.400s", page.StatusCode, page.body)
+	}
+	rest := page.body[i+len(marker):]
 	return rest[:strings.IndexByte(rest, '"')]
 }
 

@@ -360,20 +360,32 @@ func (st *stream) issueByCLI(id string) (string, error) {
 	return serial, nil
 }
 
-var ticketField = regexp.MustCompile(`name="ticket" value="([^"]+)"`)
+// recoveryTicket returns the ticket POST /recover hands the browser in a
+// short-lived cookie, for the confirmation page's form.
+func recoveryTicket(resp *http.Response) string {
+	if resp == nil {
+		return ""
+	}
+	for _, ck := range resp.Cookies() {
+		if ck.Name == "__Host-certportal-recover" {
+			return ck.Value
+		}
+	}
+	return ""
+}
 
 // recover goes through "If your certificate has been revoked": ID and
 // password, then the "OK", which must answer 303.
 func (st *stream) recover(id, password string) error {
-	resp, body, err := st.post("/recover", url.Values{"id": {id}, "password": {password}}, nil)
+	resp, _, err := st.post("/recover", url.Values{"id": {id}, "password": {password}}, nil)
 	if err != nil {
 		return fmt.Errorf("POST /recover: %w", err)
 	}
-	m := ticketField.FindSubmatch(body)
-	if resp.StatusCode != http.StatusOK || m == nil {
-		return fmt.Errorf("POST /recover: %s, want 200 and a confirmation with a ticket", resp.Status)
+	ticket := recoveryTicket(resp)
+	if resp.StatusCode != http.StatusSeeOther || ticket == "" {
+		return fmt.Errorf("POST /recover: %s, want 303 and a ticket", resp.Status)
 	}
-	resp, _, err = st.post("/recover/confirm", url.Values{"ticket": {string(m[1])}}, nil)
+	resp, _, err = st.post("/recover/confirm", url.Values{"ticket": {ticket}}, nil)
 	if err != nil {
 		return fmt.Errorf("POST /recover/confirm: %w", err)
 	}
