@@ -72,6 +72,7 @@ func newEnv(t *testing.T) *env {
 	}
 	e.srv = httptest.NewUnstartedServer(e.web.Handler())
 	e.srv.TLS = e.web.TLSConfig(cert)
+	e.srv.Listener = web.RedirectPlainHTTP(e.srv.Listener) // as serve does
 	e.srv.StartTLS()
 	t.Cleanup(e.srv.Close)
 	e.caSrv = httptest.NewServer(e.web.CAHandler())

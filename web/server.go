@@ -127,7 +127,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /api/renew", s.handleAPIRenew)
 	mux.HandleFunc("GET /healthz", s.handleHealth)
 	mux.Handle("GET /static/", staticHandler())
-	return s.wrap(mux)
+	return s.wrap(mux, "/")
 }
 
 // CAHandler returns the handler of the plain-HTTP listener: only the CA
@@ -136,7 +136,8 @@ func (s *Server) Handler() http.Handler {
 func (s *Server) CAHandler() http.Handler {
 	mux := http.NewServeMux()
 	s.caRoutes(mux)
-	return s.wrap(mux)
+	// Its other paths lead to the portal over HTTPS.
+	return s.wrap(mux, strings.TrimSuffix(s.Svc.Config.PortalURL, "/")+"/")
 }
 
 func (s *Server) caRoutes(mux *http.ServeMux) {
@@ -157,7 +158,7 @@ func (s *Server) caRoutes(mux *http.ServeMux) {
 // cross-origin check on every method but GET/HEAD/OPTIONS (browsers send
 // client certificates and cookies on cross-site requests too), the OCSP GET
 // form, and HTML pages for the mux's own 404 and 405 answers.
-func (s *Server) wrap(mux *http.ServeMux) http.Handler {
+func (s *Server) wrap(mux *http.ServeMux, home string) http.Handler {
 	cop := http.NewCrossOriginProtection()
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.Log.Info("cross-origin request refused", "path", r.URL.Path, "remote", remoteAddr(r))
@@ -173,7 +174,7 @@ func (s *Server) wrap(mux *http.ServeMux) http.Handler {
 			return
 		}
 		if _, pattern := mux.Handler(r); pattern == "" {
-			s.muxFallback(w, r, mux)
+			s.muxFallback(w, r, mux, home)
 			return
 		}
 		mux.ServeHTTP(w, r)
@@ -196,7 +197,7 @@ func (s *Server) wrap(mux *http.ServeMux) http.Handler {
 // muxFallback runs the mux's own answer for a request no pattern matched
 // (404, 405 with Allow, or a redirect to a cleaned path) and turns 404 and
 // 405 into HTML pages.
-func (s *Server) muxFallback(w http.ResponseWriter, r *http.Request, mux *http.ServeMux) {
+func (s *Server) muxFallback(w http.ResponseWriter, r *http.Request, mux *http.ServeMux, home string) {
 	rec := &headerCatcher{header: http.Header{}}
 	h, _ := mux.Handler(r)
 	h.ServeHTTP(rec, r)
@@ -204,7 +205,7 @@ func (s *Server) muxFallback(w http.ResponseWriter, r *http.Request, mux *http.S
 	case http.StatusNotFound:
 		s.page(w, r, http.StatusNotFound, "message", pageData{
 			Title: "Page not found", Message: "There is no page at this address.",
-			Links: []link{{"/", "Go to the portal"}},
+			Links: []link{{home, "Go to the portal"}},
 		})
 	case http.StatusMethodNotAllowed:
 		if allow := rec.header.Get("Allow"); allow != "" {
@@ -212,7 +213,7 @@ func (s *Server) muxFallback(w http.ResponseWriter, r *http.Request, mux *http.S
 		}
 		s.page(w, r, http.StatusMethodNotAllowed, "message", pageData{
 			Title: "Not allowed", Message: "This page cannot be used that way.",
-			Links: []link{{"/", "Go to the portal"}},
+			Links: []link{{home, "Go to the portal"}},
 		})
 	default:
 		for k, v := range rec.header {

@@ -160,7 +160,7 @@ func (s *Server) certRefused(w http.ResponseWriter, r *http.Request, err error) 
 		d.Message = "The account of the certificate your browser presented has been cancelled, so it can no longer sign in. You can remove its certificates from this computer."
 		// Recovery cannot help a cancelled account; removing the
 		// certificates is what is left to do.
-		d.Links = []link{{"/about/certificate", "How to remove the certificates"}}
+		d.Links = []link{{"/about/certificate#remove", "How to remove the certificates"}}
 	default:
 		d.Title = "This certificate cannot sign in"
 		d.Message = "The certificate your browser presented was not issued by this portal, or is no longer the current certificate of its account. Choose another certificate when the browser asks (restart the browser to be asked again), or change the sign-in method."
@@ -221,7 +221,7 @@ func (s *Server) signInFailed(w http.ResponseWriter, r *http.Request, form, id s
 		s.page(w, r, http.StatusForbidden, "message", pageData{
 			Title:   "This account has been cancelled",
 			Message: "This account has been cancelled, so it can no longer sign in. If you think this is a mistake, contact your administrator. You can remove the portal's certificates from this computer.",
-			Links:   []link{{"/about/certificate", "How to remove the certificates"}},
+			Links:   []link{{"/about/certificate#remove", "How to remove the certificates"}},
 		})
 	default:
 		s.fail(w, r, err, link{"/" + form, "Back to " + title})

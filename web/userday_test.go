@@ -1,6 +1,7 @@
 package web_test
 
 import (
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -151,5 +152,36 @@ func TestCertificateFormMistakes(t *testing.T) {
 	}
 	if n := len(e.certificates("ruth")); n != 0 {
 		t.Errorf("%d certificates after mistakes, want 0", n)
+	}
+}
+
+// TestPlainHTTPToTheHTTPSPort: http:// typed with the HTTPS port gets a
+// redirect to the same path over HTTPS; the plain-HTTP listener's unknown
+// paths lead to the HTTPS portal.
+func TestPlainHTTPToTheHTTPSPort(t *testing.T) {
+	e := newEnv(t)
+	plain := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	u := strings.Replace(e.srv.URL, "https://", "http://", 1)
+	resp, err := plain.Get(u + "/login?x=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	want := e.srv.URL + "/login?x=1"
+	if resp.StatusCode != http.StatusMovedPermanently || resp.Header.Get("Location") != want {
+		t.Errorf("plain HTTP to the HTTPS port: %d to %q, want 301 to %q", resp.StatusCode, resp.Header.Get("Location"), want)
+	}
+	// TLS on the same port still works.
+	if r := e.get(e.client(nil), "/login"); r.StatusCode != http.StatusOK {
+		t.Errorf("HTTPS after a plain request: %d", r.StatusCode)
+	}
+	r, err := plain.Get(e.caSrv.URL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(r.Body)
+	r.Body.Close()
+	if r.StatusCode != http.StatusNotFound || !strings.Contains(string(b), `href="https://localhost:8443/"`) {
+		t.Errorf("plain-HTTP listener's /: %d, want 404 with a link to the HTTPS portal:\n%.500s", r.StatusCode, b)
 	}
 }

@@ -136,7 +136,7 @@ func (a *app) serve(ctx context.Context, o serveOptions, ready func(e *env, http
 		IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,
 	}
 	errc := make(chan error, 2)
-	go func() { errc <- https.ServeTLS(lnTLS, "", "") }()
+	go func() { errc <- https.ServeTLS(web.RedirectPlainHTTP(lnTLS), "", "") }()
 	go func() { errc <- plain.Serve(lnHTTP) }()
 	bg, stopBG := context.WithCancel(ctx)
 	defer stopBG()
