@@ -56,7 +56,7 @@ func (h *Hasher) acquire(ctx context.Context) error {
 	case h.sem <- struct{}{}:
 		return nil
 	case <-ctx.Done():
-		return certportal.WrapError(certportal.Unavailable, ctx.Err(), "the portal is busy; try again in a moment")
+		return certportal.WrapError(certportal.Unavailable, fmt.Errorf("%w: %w", ErrBusy, ctx.Err()), "the portal is busy; try again in a moment")
 	}
 }
 

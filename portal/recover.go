@@ -2,6 +2,7 @@ package portal
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/certportal/certportal"
@@ -153,7 +154,7 @@ func (s *Service) resetPassword(ctx context.Context, a Actor, id, ticketID, why 
 		m := mail.TemporaryPassword(acc.Email, acc.ID, temp, s.Config.PortalURL, expires)
 		if err := s.Mailer.Send(ctx, m); err != nil {
 			s.Log.Warn("temporary password mail failed", "account", acc.ID, "err", err)
-			return certportal.WrapError(certportal.Unavailable, err,
+			return certportal.WrapError(certportal.Unavailable, fmt.Errorf("%w: %w", ErrMailNotSent, err),
 				"the e-mail with your temporary password could not be sent, so nothing was changed; please try again later")
 		}
 		return s.audit(ctx, tx, Actor{Name: "system", Remote: "-"}, acc.ID, certportal.ActionMailSent, "temporary password")

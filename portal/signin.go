@@ -25,6 +25,17 @@ var (
 	ErrCertCancelled   = errors.New("cancelled")
 )
 
+// Reasons an operation could not be done now, wrapped in *certportal.Error
+// (code Unavailable) whose message is meant for the user.
+var (
+	// ErrBusy: every password-hashing slot stayed taken until the
+	// request's deadline.
+	ErrBusy = errors.New("busy")
+	// ErrMailNotSent: a mail that a change depends on (the temporary
+	// password) could not be sent, so nothing changed.
+	ErrMailNotSent = errors.New("mail not sent")
+)
+
 // errBadCredentials is the one answer for a wrong ID, a wrong password, a
 // locked ID and a cancelled account before its password is checked.
 func errBadCredentials() error {

@@ -83,11 +83,7 @@ func (s *Server) handleRecoverDone(w http.ResponseWriter, r *http.Request) {
 // handleCertificate is POST /certificate: a signed-in account whose method
 // is password gets its certificate as a PKCS#12 file. The answer is the
 // file itself, the one successful form POST without a 303.
-func (s *Server) handleCertificate(w http.ResponseWriter, r *http.Request) {
-	si := s.requireSession(w, r)
-	if si == nil {
-		return
-	}
+func (s *Server) handleCertificate(w http.ResponseWriter, r *http.Request, si *signedIn) {
 	acc := si.account
 	if si.sess.CertSerial != "" || acc.Method != certportal.MethodPassword {
 		s.page(w, r, http.StatusForbidden, "message", pageData{
@@ -121,20 +117,12 @@ func (s *Server) handleCertificate(w http.ResponseWriter, r *http.Request) {
 	s.fail(w, r, err, back)
 }
 
-func (s *Server) handlePasswordForm(w http.ResponseWriter, r *http.Request) {
-	si := s.requireSession(w, r)
-	if si == nil {
-		return
-	}
+func (s *Server) handlePasswordForm(w http.ResponseWriter, r *http.Request, si *signedIn) {
 	s.page(w, r, http.StatusOK, "password", pageData{Title: "Change password", SignedIn: true, Account: si.account})
 }
 
 // handlePassword is POST /password.
-func (s *Server) handlePassword(w http.ResponseWriter, r *http.Request) {
-	si := s.requireSession(w, r)
-	if si == nil {
-		return
-	}
+func (s *Server) handlePassword(w http.ResponseWriter, r *http.Request, si *signedIn) {
 	f, err := s.parseForm(w, r, []string{"current_password", "new_password", "new_password_confirm"})
 	if err != nil {
 		s.fail(w, r, err, link{"/password", "Back to Change password"})

@@ -107,7 +107,7 @@ func (s *Server) handleCRL(get func() *x509.Certificate) http.HandlerFunc {
 
 // handleOCSPPost is POST /ocsp (RFC 6960 appendix A.1).
 func (s *Server) handleOCSPPost(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.MaxBody))
+	body, err := io.ReadAll(r.Body) // bounded by the route (routes.go)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -129,6 +129,7 @@ func (s *Server) handleOCSPGet(w http.ResponseWriter, r *http.Request, escaped s
 	switch {
 	case r.Method == http.MethodPost && escaped == "":
 		// A client that appended a slash to the responder URL.
+		r.Body = http.MaxBytesReader(w, r.Body, s.MaxBody)
 		s.handleOCSPPost(w, r)
 		return
 	case r.Method != http.MethodGet && r.Method != http.MethodHead:

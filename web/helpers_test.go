@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"io"
+	stdlog "log"
 	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
@@ -73,6 +74,7 @@ func newEnv(t *testing.T) *env {
 	e.srv = httptest.NewUnstartedServer(e.web.Handler())
 	e.srv.TLS = e.web.TLSConfig(cert)
 	e.srv.Listener = web.RedirectPlainHTTP(e.srv.Listener) // as serve does
+	e.srv.Config.ErrorLog = stdlog.New(io.Discard, "", 0)  // handshakes cut short by tests
 	e.srv.StartTLS()
 	t.Cleanup(e.srv.Close)
 	e.caSrv = httptest.NewServer(e.web.CAHandler())

@@ -77,21 +77,9 @@ func writeP12(w http.ResponseWriter, id string, p12 []byte) {
 // handleRenew is POST /certificate/renew: the session's certificate is
 // renewed and the new one downloads. The session stays signed in, bound to
 // the new certificate.
-func (s *Server) handleRenew(w http.ResponseWriter, r *http.Request) {
-	si := s.requireSession(w, r)
-	if si == nil {
-		return
-	}
+func (s *Server) handleRenew(w http.ResponseWriter, r *http.Request, si *signedIn) {
 	acc := si.account
 	back := link{"/", "Back to the portal"}
-	if si.sess.CertSerial == "" {
-		s.page(w, r, http.StatusForbidden, "message", pageData{
-			Title:    "Sign in with your certificate to renew it",
-			Message:  "A certificate is renewed by signing in with it: open the portal in the browser where the certificate is installed and choose it when the browser asks. If you have no certificate, get one from the home page.",
-			SignedIn: true, Links: []link{back},
-		})
-		return
-	}
 	pw, legacy, err := s.p12Fields(w, r)
 	if certportal.ErrorCodeOf(err) == certportal.Invalid {
 		s.renderHome(w, r, si, http.StatusBadRequest, pageData{RenewError: sentence(certportal.ErrorMessage(err))})
@@ -144,12 +132,12 @@ func (s *Server) handleAPIRenew(w http.ResponseWriter, r *http.Request) {
 	}
 	acc, cert, err := s.certSignIn(r)
 	if err != nil {
-		s.renewJSONError(w, r, err)
+		s.fail(w, r, err)
 		return
 	}
 	req, err := s.readRenewAPI(w, r)
 	if err != nil {
-		s.renewJSONError(w, r, err)
+		s.fail(w, r, err)
 		return
 	}
 	legacy, err := parseFormat(req.Format)
@@ -157,14 +145,14 @@ func (s *Server) handleAPIRenew(w http.ResponseWriter, r *http.Request) {
 		err = certportal.Errorf(certportal.Invalid, "the password for the certificate file must have at least %d characters", portal.MinP12Password)
 	}
 	if err != nil {
-		s.renewJSONError(w, r, err)
+		s.fail(w, r, err)
 		return
 	}
 	issued, err := s.Svc.Renew(r.Context(), portal.User(acc.ID, remoteAddr(r)), portal.RenewRequest{
 		Serial: cert.Serial, P12Password: req.P12Password, Legacy: legacy,
 	})
 	if err != nil {
-		s.renewJSONError(w, r, err)
+		s.fail(w, r, err)
 		return
 	}
 	writeP12(w, acc.ID, issued.P12)
@@ -187,7 +175,7 @@ func (s *Server) readRenewAPI(w http.ResponseWriter, r *http.Request) (*renewAPI
 	if mt != "application/json" {
 		return nil, certportal.Errorf(certportal.Invalid, "send the request as JSON (Content-Type: application/json)")
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, s.MaxBody))
+	dec := json.NewDecoder(r.Body) // bounded by the route (routes.go)
 	dec.DisallowUnknownFields()
 	var req renewAPIRequest
 	if err := dec.Decode(&req); err != nil {
@@ -206,26 +194,3 @@ func (s *Server) readRenewAPI(w http.ResponseWriter, r *http.Request) (*renewAPI
 	return &req, nil
 }
 
-// renewJSONError answers POST /api/renew with {"error", "message"}: a
-// refused certificate as /api/whoami names it (403), other errors by code,
-// with the message a person reads (internal details stay in the log).
-func (s *Server) renewJSONError(w http.ResponseWriter, r *http.Request, err error) {
-	code := statusOf(err)
-	name := string(certportal.ErrorCodeOf(err))
-	msg := certportal.ErrorMessage(err)
-	switch {
-	case certReason(err) != "":
-		code, name = http.StatusForbidden, certReason(err)
-	case errors.Is(err, portal.ErrRenewTooEarly):
-		name = "too_early"
-	case code == http.StatusRequestEntityTooLarge:
-		name, msg = "too_large", "the request is too large"
-	case code >= 500:
-		s.Log.Error("api request failed", "path", r.URL.Path, "err", err)
-		name = "unavailable"
-		if certportal.ErrorCodeOf(err) != certportal.Unavailable {
-			msg = "the portal could not renew the certificate because of a problem on its side; try again later"
-		}
-	}
-	writeJSON(w, code, map[string]string{"error": name, "message": msg})
-}

@@ -30,7 +30,7 @@ func TestRenewal(t *testing.T) {
 
 	// A password session cannot renew.
 	r := e.post(pwc, "/certificate/renew", url.Values{"p12_password": {p12Password}, "p12_password_confirm": {p12Password}})
-	if r.StatusCode != http.StatusForbidden || !strings.Contains(r.body, "Sign in with your certificate to renew it") {
+	if r.StatusCode != http.StatusForbidden || !strings.Contains(r.body, "Sign in with your certificate to do this") {
 		t.Errorf("renewal from a password session: status %d, want 403 asking for the certificate", r.StatusCode)
 	}
 

@@ -102,56 +102,15 @@ func (s *Server) TLSConfigFrom(certs CertSource) *tls.Config {
 	}
 }
 
-// Handler returns the handler of the HTTPS listener: every route.
-func (s *Server) Handler() http.Handler {
-	mux := http.NewServeMux()
-	s.caRoutes(mux)
-	mux.HandleFunc("GET /{$}", s.handleHome)
-	mux.HandleFunc("GET /login", s.handleLoginForm)
-	mux.HandleFunc("POST /login", s.handleLogin)
-	mux.HandleFunc("POST /login/certificate", s.handleCertLogin)
-	mux.HandleFunc("GET /recover", s.handleRecoverForm)
-	mux.HandleFunc("POST /recover", s.handleRecover)
-	mux.HandleFunc("GET /recover/confirm", s.handleRecoverConfirmForm)
-	mux.HandleFunc("POST /recover/confirm", s.handleRecoverConfirm)
-	mux.HandleFunc("GET /recover/done", s.handleRecoverDone)
-	mux.HandleFunc("POST /certificate", s.handleCertificate)
-	mux.HandleFunc("POST /certificate/renew", s.handleRenew)
-	mux.HandleFunc("GET /password", s.handlePasswordForm)
-	mux.HandleFunc("POST /password", s.handlePassword)
-	mux.HandleFunc("POST /logout", s.handleLogout(false))
-	mux.HandleFunc("POST /logout/all", s.handleLogout(true))
-	mux.HandleFunc("GET /about/certificate", s.handleAbout)
-	mux.HandleFunc("GET /portal/ctrl/aboutCertificate", s.handleAbout)
-	mux.HandleFunc("GET /api/whoami", s.handleWhoami)
-	mux.HandleFunc("POST /api/renew", s.handleAPIRenew)
-	mux.HandleFunc("GET /healthz", s.handleHealth)
-	mux.Handle("GET /static/", staticHandler())
-	return s.wrap(mux, "/")
-}
+// Handler returns the handler of the HTTPS listener: every route of the
+// table (routes.go).
+func (s *Server) Handler() http.Handler { return s.wrap(s.mux(false), "/") }
 
 // CAHandler returns the handler of the plain-HTTP listener: only the CA
 // certificates, the CRLs and the OCSP responder, which clients fetch over
-// http (RFC 5280 §8); everything else is 404.
+// http (RFC 5280 §8); its other paths lead to the portal over HTTPS.
 func (s *Server) CAHandler() http.Handler {
-	mux := http.NewServeMux()
-	s.caRoutes(mux)
-	// Its other paths lead to the portal over HTTPS.
-	return s.wrap(mux, strings.TrimSuffix(s.Svc.Config.PortalURL, "/")+"/")
-}
-
-func (s *Server) caRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("GET /ca/root.crt", s.handleCACert(func() *x509.Certificate { return s.Svc.CA.Root }))
-	mux.HandleFunc("GET /ca/issuing.crt", s.handleCACert(func() *x509.Certificate { return s.Svc.CA.Issuing }))
-	mux.HandleFunc("GET /ca/chain.pem", s.handleChain)
-	mux.HandleFunc("GET /crl/issuing.crl", s.handleCRL(func() *x509.Certificate { return s.Svc.CA.Issuing }))
-	mux.HandleFunc("GET /crl/root.crl", s.handleCRL(func() *x509.Certificate { return s.Svc.CA.Root }))
-	// Every CA by name, for certificates issued before a rollover.
-	mux.HandleFunc("GET /ca/{file}", s.handleCAFile(".crt"))
-	mux.HandleFunc("GET /crl/{file}", s.handleCAFile(".crl"))
-	mux.HandleFunc("POST /ocsp", s.handleOCSPPost)
-	// GET /ocsp/{request...} is served by wrap before the mux sees it:
-	// base64 may contain "//", which ServeMux would "clean" with a redirect.
+	return s.wrap(s.mux(true), strings.TrimSuffix(s.Svc.Config.PortalURL, "/")+"/")
 }
 
 // wrap adds what every response needs: the security headers, the
@@ -270,9 +229,21 @@ func statusOf(err error) int {
 	return http.StatusInternalServerError
 }
 
-// fail answers a request with the page for err: its status, its message for
-// a person, and a link that helps. Internal errors are logged, never shown.
+// fail answers a request that failed with err: the one error renderer. A
+// JSON route (under /api/) gets {"error", "message"}; a page gets the
+// message page with err's status, its message for a person and a link
+// that helps. Internal errors are logged, never shown; a request whose
+// client went away is not the database's fault and is logged as such.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error, links ...link) {
+	if r.Context().Err() != nil {
+		s.Log.Debug("client went away", "path", r.URL.Path, "err", err)
+		w.WriteHeader(http.StatusServiceUnavailable)
+		return
+	}
+	if isAPI(r) {
+		s.jsonError(w, r, err)
+		return
+	}
 	code := statusOf(err)
 	msg := certportal.ErrorMessage(err)
 	title := http.StatusText(code)
@@ -291,7 +262,8 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error, links .
 	case http.StatusServiceUnavailable:
 		title = "Please try again later"
 		s.Log.Warn("service unavailable", "path", r.URL.Path, "err", err)
-		if certportal.ErrorCodeOf(err) != certportal.Unavailable || !strings.Contains(msg, "try") {
+		if !errors.Is(err, portal.ErrBusy) && !errors.Is(err, portal.ErrMailNotSent) {
+			// The database's own words are for the administrator.
 			msg = "The portal cannot reach its database or mail server right now. Nothing was changed; please try again later."
 		}
 	case http.StatusInternalServerError:
@@ -303,6 +275,31 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error, links .
 		links = []link{{"/", "Go to the portal"}}
 	}
 	s.page(w, r, code, "message", pageData{Title: title, Message: sentence(msg), Links: links})
+}
+
+// jsonError answers a JSON route with {"error": a name a program can
+// test, "message": a sentence for a person}: a refused certificate as
+// /api/whoami names it (403), other errors by code; internal details stay
+// in the log.
+func (s *Server) jsonError(w http.ResponseWriter, r *http.Request, err error) {
+	code := statusOf(err)
+	name := string(certportal.ErrorCodeOf(err))
+	msg := certportal.ErrorMessage(err)
+	switch {
+	case certReason(err) != "":
+		code, name = http.StatusForbidden, certReason(err)
+	case errors.Is(err, portal.ErrRenewTooEarly):
+		name = "too_early"
+	case code == http.StatusRequestEntityTooLarge:
+		name, msg = "too_large", "the request is too large"
+	case code >= 500:
+		s.Log.Error("api request failed", "path", r.URL.Path, "err", err)
+		name = "unavailable"
+		if !errors.Is(err, portal.ErrBusy) {
+			msg = "the portal could not complete the request because of a problem on its side; try again later"
+		}
+	}
+	writeJSON(w, code, map[string]string{"error": name, "message": msg})
 }
 
 // remoteAddr is the client address used for lockout and the audit log: the

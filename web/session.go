@@ -177,8 +177,7 @@ func (s *Server) parseForm(w http.ResponseWriter, r *http.Request, required []st
 	if err != nil || mt != "application/x-www-form-urlencoded" {
 		return nil, errMalformed()
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, s.MaxBody)
-	if err := r.ParseForm(); err != nil {
+	if err := r.ParseForm(); err != nil { // the body is bounded by the route (routes.go)
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return nil, err

@@ -260,7 +260,7 @@ func (s *Server) handleWhoami(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	si, err := s.session(w, r)
 	if err != nil {
-		s.jsonError(w, r, err)
+		s.fail(w, r, err)
 		return
 	}
 	var acc *certportal.Account
@@ -270,7 +270,7 @@ func (s *Server) handleWhoami(w http.ResponseWriter, r *http.Request) {
 		acc = si.account
 		cur, err := s.Svc.CurrentCertificate(ctx, acc.ID)
 		if err != nil {
-			s.jsonError(w, r, err)
+			s.fail(w, r, err)
 			return
 		}
 		if cur != nil {
@@ -279,7 +279,7 @@ func (s *Server) handleWhoami(w http.ResponseWriter, r *http.Request) {
 	case len(peerChain(r)) > 0:
 		a, cert, err := s.certSignIn(r)
 		if err != nil {
-			s.jsonError(w, r, err)
+			s.fail(w, r, err)
 			return
 		}
 		acc, serial = a, cert.Serial
@@ -288,21 +288,6 @@ func (s *Server) handleWhoami(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, whoami{ID: acc.ID, Method: string(acc.Method), Serial: serial})
-}
-
-// jsonError answers an /api request with {"error": ...}.
-func (s *Server) jsonError(w http.ResponseWriter, r *http.Request, err error) {
-	if reason := certReason(err); reason != "" {
-		writeJSON(w, http.StatusForbidden, map[string]string{"error": reason})
-		return
-	}
-	code := statusOf(err)
-	if code >= 500 {
-		s.Log.Error("api request failed", "path", r.URL.Path, "err", err)
-		writeJSON(w, code, map[string]string{"error": "unavailable"})
-		return
-	}
-	writeJSON(w, code, map[string]string{"error": string(certportal.ErrorCodeOf(err))})
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -1,0 +1,94 @@
+package web_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/certportal/certportal/web"
+)
+
+// concretePath turns a route pattern into a path a client can ask for.
+func concretePath(p string) string {
+	p = strings.ReplaceAll(p, "{$}", "")
+	p = strings.ReplaceAll(p, "{file}", "root.crt")
+	if strings.HasSuffix(p, "/static/") {
+		p += "style.css"
+	}
+	return p
+}
+
+// TestRouteTable checks every row of the route table for what its row
+// says: JSON routes live under /api/; every route with a body refuses a
+// cross-origin request (403) and an oversized body (413); a session route
+// without a session leads GET to /login and refuses anything else (401); a
+// certificate route without a certificate is 401. A new route is checked
+// by being a row.
+func TestRouteTable(t *testing.T) {
+	e := newEnv(t)
+	e.addUser("tess", "tess@example.com", "tess password 1")
+	withSession := e.client(nil)
+	e.login(withSession, "tess", "tess password 1")
+	e.addUser("uma", "uma@example.com", "uma password 1")
+	u := e.client(nil)
+	e.login(u, "uma", "uma password 1")
+	cert, _ := e.getCertificate(u, "uma")
+	withCert := e.client(cert)
+	if r := e.get(withCert, "/"); r.StatusCode != http.StatusOK {
+		t.Fatalf("certificate sign-in: %d", r.StatusCode)
+	}
+	anonymous := e.client(nil)
+
+	routes := e.web.Routes()
+	if len(routes) < 20 {
+		t.Fatalf("the route table has %d rows", len(routes))
+	}
+	big := "p12_password=" + strings.Repeat("x", web.DefaultMaxBody+1)
+	for _, rt := range routes {
+		path := concretePath(rt.Path)
+		name := rt.Method + " " + rt.Path
+		if rt.JSON != strings.HasPrefix(path, "/api/") {
+			t.Errorf("%s: JSON %v, but JSON routes are exactly those under /api/", name, rt.JSON)
+		}
+		if rt.Method == http.MethodGet {
+			if rt.Access == web.Session {
+				if r := e.get(anonymous, path); r.StatusCode != http.StatusSeeOther || r.Header.Get("Location") != "/login" {
+					t.Errorf("%s without a session: %d to %q, want 303 to /login", name, r.StatusCode, r.Header.Get("Location"))
+				}
+			}
+			continue
+		}
+		// Cross-origin: refused before the handler, whoever asks.
+		for _, c := range []*http.Client{withSession, withCert} {
+			req, _ := http.NewRequest(rt.Method, e.srv.URL+path, strings.NewReader("x=1"))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.Header.Set("Sec-Fetch-Site", "cross-site")
+			if r := e.do(c, req); r.StatusCode != http.StatusForbidden {
+				t.Errorf("%s cross-site: %d, want 403", name, r.StatusCode)
+			}
+		}
+		// Oversized: 413, by a caller the route lets in.
+		c := withSession
+		if rt.Access == web.Certificate || rt.Access == web.CertSession {
+			c = withCert
+		}
+		if r := e.postRaw(c, path, "application/x-www-form-urlencoded", big); r.StatusCode != http.StatusRequestEntityTooLarge {
+			t.Errorf("%s with a body over the limit: %d, want 413", name, r.StatusCode)
+		}
+		switch rt.Access {
+		case web.CertSession:
+			if r := e.postRaw(withSession, path, "application/x-www-form-urlencoded", "x=1"); r.StatusCode != http.StatusForbidden {
+				t.Errorf("%s with a password session: %d, want 403", name, r.StatusCode)
+			}
+			fallthrough
+		case web.Session:
+			if r := e.postRaw(anonymous, path, "application/x-www-form-urlencoded", "x=1"); r.StatusCode != http.StatusUnauthorized {
+				t.Errorf("%s without a session: %d, want 401", name, r.StatusCode)
+			}
+		case web.Certificate:
+			if r := e.postRaw(withSession, path, "application/x-www-form-urlencoded", "x=1"); r.StatusCode != http.StatusUnauthorized {
+				t.Errorf("%s with a session but no certificate: %d, want 401", name, r.StatusCode)
+			}
+		}
+	}
+}
