@@ -4,6 +4,7 @@ import (
 	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"math/big"
 	"strings"
 	"time"
@@ -171,3 +172,12 @@ func NormalizeSerial(s string) (string, error) {
 	}
 	return FormatSerial(n), nil
 }
+
+// Why InsertCertificate refused a certificate (Conflict), for errors.Is:
+// each breaks a different rule and calls for a different answer (a new
+// serial, or a refusal).
+var (
+	ErrSerialTaken            = errors.New("a certificate with this serial number exists")
+	ErrFingerprintTaken       = errors.New("a certificate with this SHA-256 fingerprint exists")
+	ErrValidCertificateExists = errors.New("the account already has a valid certificate")
+)

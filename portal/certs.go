@@ -81,7 +81,8 @@ func (s *Service) issue(ctx context.Context, a Actor, req IssueRequest) (*Issued
 		err = s.Store.Update(ctx, func(tx certportal.Tx) error {
 			return s.recordIssue(ctx, tx, a, rec, req)
 		})
-		if certportal.ErrorCodeOf(err) == certportal.Conflict && attempt < 3 && errors.Is(err, errSerialTaken) {
+		if attempt < 3 && errors.Is(err, certportal.ErrSerialTaken) {
+			// A random serial met an existing one: a new key and serial.
 			continue
 		}
 		if err != nil {
@@ -92,8 +93,6 @@ func (s *Service) issue(ctx context.Context, a Actor, req IssueRequest) (*Issued
 		return &Issued{Cert: rec, P12: p12}, nil
 	}
 }
-
-var errSerialTaken = errors.New("serial taken")
 
 func (s *Service) recordIssue(ctx context.Context, tx certportal.Tx, a Actor, rec *certportal.Certificate, req IssueRequest) error {
 	acc, err := tx.LockAccount(ctx, rec.AccountID)
@@ -112,9 +111,6 @@ func (s *Service) recordIssue(ctx context.Context, tx certportal.Tx, a Actor, re
 		return err
 	}
 	if err := tx.InsertCertificate(ctx, rec); err != nil {
-		if certportal.ErrorCodeOf(err) == certportal.Conflict {
-			return &certportal.Error{Code: certportal.Conflict, Message: "serial number taken", Err: errSerialTaken}
-		}
 		return err
 	}
 	if err := s.audit(ctx, tx, a, acc.ID, certportal.ActionCertIssued,

@@ -354,7 +354,11 @@ func (s *Service) Session(ctx context.Context, token string) (*certportal.Sessio
 		s.events().RevocationCheck("session", valid)
 	}
 	if !valid {
-		_ = s.Store.Update(ctx, func(tx certportal.Tx) error { return tx.DeleteSession(ctx, id) })
+		// The session is refused whether or not the row goes now; one
+		// left behind is refused again and swept by housekeeping.
+		if err := s.Store.Update(ctx, func(tx certportal.Tx) error { return tx.DeleteSession(ctx, id) }); err != nil {
+			s.Log.Warn("an ended session could not be deleted", "err", err)
+		}
 		return nil, nil, certportal.Errorf(certportal.Unauthorized, "your session has ended; sign in again")
 	}
 	if now.Sub(sess.LastSeen) >= touchEvery {
@@ -368,8 +372,11 @@ func (s *Service) Session(ctx context.Context, token string) (*certportal.Sessio
 // SignOut ends one session; with all set, every session of its account.
 func (s *Service) SignOut(ctx context.Context, token string, all bool, remote string) error {
 	sess, acc, err := s.Session(ctx, token)
-	if err != nil {
+	if certportal.ErrorCodeOf(err) == certportal.Unauthorized {
 		return nil // signing out of nothing is not an error
+	}
+	if err != nil {
+		return err // the session may still be valid: say so
 	}
 	return s.Store.Update(ctx, func(tx certportal.Tx) error {
 		detail := "this session"

@@ -190,11 +190,16 @@ func (t *tx) InsertCertificate(ctx context.Context, c *certportal.Certificate) e
 	case !account:
 		return errf(certportal.NotFound, "no user with ID %q", c.AccountID)
 	case serialTaken:
-		return errf(certportal.Conflict, "a certificate with serial %s exists already", serial)
+		return conflict(certportal.ErrSerialTaken, "a certificate with serial %s exists already", serial)
 	case sumTaken:
-		return errf(certportal.Conflict, "a certificate with SHA-256 fingerprint %s exists already", sum)
+		return conflict(certportal.ErrFingerprintTaken, "a certificate with SHA-256 fingerprint %s exists already", sum)
 	}
-	return errf(certportal.Conflict, "the user %q already has a valid certificate; revoke it first", c.AccountID)
+	return conflict(certportal.ErrValidCertificateExists, "the user %q already has a valid certificate; revoke it first", c.AccountID)
+}
+
+// conflict is a Conflict error whose cause is why.
+func conflict(why error, format string, args ...any) error {
+	return &certportal.Error{Code: certportal.Conflict, Op: op, Err: why, Message: fmt.Sprintf(format, args...)}
 }
 
 // Certificate returns the certificate with a serial (upper-case hex).

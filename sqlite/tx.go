@@ -230,16 +230,17 @@ func (t *tx) InsertCertificate(ctx context.Context, c *certportal.Certificate) e
 	// Say which rule the certificate broke; the statement failed alone,
 	// the transaction goes on.
 	msg := fmt.Sprintf("the user %q already has a valid certificate; revoke it first", c.AccountID)
+	why := certportal.ErrValidCertificateExists
 	var one int
 	switch {
 	case code == sqliteConstraintForeignKey:
 		return &certportal.Error{Code: certportal.NotFound, Op: op, Err: err, Message: fmt.Sprintf("no user with ID %q", c.AccountID)}
 	case t.queryRow(ctx, `SELECT 1 FROM certificates WHERE serial = ?`, serial).Scan(&one) == nil:
-		msg = fmt.Sprintf("a certificate with serial %s exists already", serial)
+		msg, why = fmt.Sprintf("a certificate with serial %s exists already", serial), certportal.ErrSerialTaken
 	case t.queryRow(ctx, `SELECT 1 FROM certificates WHERE sha256 = ?`, sum).Scan(&one) == nil:
-		msg = fmt.Sprintf("a certificate with SHA-256 fingerprint %s exists already", sum)
+		msg, why = fmt.Sprintf("a certificate with SHA-256 fingerprint %s exists already", sum), certportal.ErrFingerprintTaken
 	}
-	return &certportal.Error{Code: certportal.Conflict, Op: op, Err: err, Message: msg}
+	return &certportal.Error{Code: certportal.Conflict, Op: op, Err: fmt.Errorf("%w: %w", why, err), Message: msg}
 }
 
 // Certificate returns the certificate with a serial (upper-case hex).

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 
@@ -182,8 +183,11 @@ func (t *tx) ConsumeTicket(ctx context.Context, id string) (*certportal.Ticket, 
 	tk.Expires = fromMicros(expires)
 	// Return the ID as registered, as every other read does.
 	var reg string
-	if err := t.queryRow(ctx, `SELECT id FROM accounts WHERE id_key = ?`, tk.AccountID).Scan(&reg); err == nil {
+	switch err := t.queryRow(ctx, `SELECT id FROM accounts WHERE id_key = ?`, tk.AccountID).Scan(&reg); {
+	case err == nil:
 		tk.AccountID = reg
+	case !errors.Is(err, sql.ErrNoRows): // an account that is gone keeps the key
+		return nil, mapError(err, "", "")
 	}
 	return &tk, nil
 }

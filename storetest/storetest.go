@@ -370,6 +370,9 @@ func testCertificateErrors(t *testing.T, s certportal.Store) {
 	dup.Serial = c.Serial
 	err := s.Update(ctx, func(tx certportal.Tx) error { return tx.InsertCertificate(ctx, dup) })
 	wantCode(t, "duplicate serial", err, certportal.Conflict)
+	if !errors.Is(err, certportal.ErrSerialTaken) || errors.Is(err, certportal.ErrValidCertificateExists) {
+		t.Errorf("duplicate serial: %v, want the cause ErrSerialTaken", err)
+	}
 
 	err = s.View(ctx, func(tx certportal.Tx) error { _, err := tx.Certificate(ctx, "7F00"); return err })
 	wantCode(t, "Certificate(unknown)", err, certportal.NotFound)
@@ -405,6 +408,9 @@ func testOneValidCertificate(t *testing.T, s certportal.Store) {
 		return tx.InsertCertificate(ctx, second)
 	})
 	wantCode(t, "second valid certificate", err, certportal.Conflict)
+	if !errors.Is(err, certportal.ErrValidCertificateExists) || errors.Is(err, certportal.ErrSerialTaken) {
+		t.Errorf("second valid certificate: %v, want the cause ErrValidCertificateExists", err)
+	}
 	view(t, s, func(tx certportal.Tx) error {
 		cs, err := tx.ListCertificates(ctx, certportal.CertFilter{AccountID: "ivy"})
 		if len(cs) != 0 {

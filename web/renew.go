@@ -193,4 +193,3 @@ func (s *Server) readRenewAPI(w http.ResponseWriter, r *http.Request) (*renewAPI
 	}
 	return &req, nil
 }
-
