@@ -94,6 +94,16 @@ func (s *Service) issue(ctx context.Context, a Actor, req IssueRequest) (*Issued
 	}
 }
 
+// RecordIssue is the step of every issuance that happens in the database,
+// whatever made the certificate (a key made here for a PKCS#12, or a CSR):
+// in tx, lock the account (a cancelled one is refused), revoke its valid
+// certificates as superseded, insert rec, audit the issue, set the sign-in
+// method to certificate, and end the account's sessions but keepSession.
+// The storage tests run it as the product does.
+func (s *Service) RecordIssue(ctx context.Context, tx certportal.Tx, a Actor, rec *certportal.Certificate, keepSession string) error {
+	return s.recordIssue(ctx, tx, a, rec, IssueRequest{KeepSession: keepSession})
+}
+
 func (s *Service) recordIssue(ctx context.Context, tx certportal.Tx, a Actor, rec *certportal.Certificate, req IssueRequest) error {
 	acc, err := tx.LockAccount(ctx, rec.AccountID)
 	if err != nil {

@@ -99,9 +99,7 @@ func TestReplicasIssue(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if len(events) != workers {
-			t.Errorf("%d audit records, want %d", len(events), workers)
-		}
+		storetest.CheckIssueAudit(t, events, accounts, workers)
 		if bad, err := certportal.VerifyAuditChain(events); err != nil {
 			t.Errorf("audit chain broken at %d: %v", bad, err)
 		}

@@ -412,9 +412,7 @@ func testConcurrentIssue(t *testing.T, s certportal.Store) {
 		if err != nil {
 			return err
 		}
-		if len(events) != workers {
-			t.Errorf("%d audit records, want %d", len(events), workers)
-		}
+		CheckIssueAudit(t, events, accounts, workers)
 		if bad, err := certportal.VerifyAuditChain(events); err != nil {
 			t.Errorf("audit chain broken at %d: %v", bad, err)
 		}
@@ -463,5 +461,30 @@ func testAttemptsSerialised(t *testing.T, s certportal.Store) {
 		if admitted[remote] != limit {
 			t.Errorf("%d attempts admitted from %s, want %d", admitted[remote], remote, limit)
 		}
+	}
+}
+
+// CheckIssueAudit checks the audit log after issues issuances (Supersede)
+// spread over accounts accounts that started with no certificate: one
+// cert.issued each, a cert.revoked for every one superseded, and one
+// method change per account.
+func CheckIssueAudit(t *testing.T, events []certportal.AuditEvent, accounts, issues int) {
+	t.Helper()
+	n := map[string]int{}
+	for _, e := range events {
+		n[e.Action]++
+	}
+	want := map[string]int{
+		certportal.ActionCertIssued:    issues,
+		certportal.ActionCertRevoked:   issues - accounts,
+		certportal.ActionMethodChanged: accounts,
+	}
+	for action, w := range want {
+		if n[action] != w {
+			t.Errorf("%d %s audit records, want %d", n[action], action, w)
+		}
+	}
+	if len(events) != issues+issues-accounts+accounts {
+		t.Errorf("%d audit records, want %d", len(events), 2*issues)
 	}
 }

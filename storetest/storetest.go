@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/certportal/certportal"
+	"github.com/certportal/certportal/portal"
 )
 
 // Run runs the shared suite against stores made by open, which returns a
@@ -512,27 +513,11 @@ func testRevocations(t *testing.T, s certportal.Store) {
 	})
 }
 
-// Supersede does in tx what portal does to issue a certificate, for
-// storage tests of concurrency: lock the account, revoke its unrevoked
-// certificates (superseded, at c.Issued), insert c, and append one
-// cert.issued audit record from remote.
+// Supersede issues c in tx with portal's own issuing step
+// (Service.RecordIssue), for storage tests of concurrency: lock the
+// account, revoke its unrevoked certificates (superseded, at c.Issued),
+// insert c, audit, from remote.
 func Supersede(ctx context.Context, tx certportal.Tx, c *certportal.Certificate, remote string) error {
-	id := c.AccountID
-	if _, err := tx.LockAccount(ctx, id); err != nil {
-		return err
-	}
-	valid, err := tx.ListCertificates(ctx, certportal.CertFilter{AccountID: id, Unrevoked: true})
-	if err != nil {
-		return err
-	}
-	for _, v := range valid {
-		if err := tx.RevokeCertificate(ctx, v.Serial, c.Issued, certportal.ReasonSuperseded); err != nil {
-			return err
-		}
-	}
-	if err := tx.InsertCertificate(ctx, c); err != nil {
-		return err
-	}
-	return tx.AppendAudit(ctx, &certportal.AuditEvent{Time: c.Issued, Actor: "user:" + id, AccountID: id,
-		Action: certportal.ActionCertIssued, Detail: "serial " + c.Serial, Remote: remote})
+	svc := &portal.Service{Now: func() time.Time { return c.Issued }}
+	return svc.RecordIssue(ctx, tx, portal.User(c.AccountID, remote), c, "")
 }
