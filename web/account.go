@@ -79,13 +79,13 @@ func (s *Server) handleCertificate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	back := link{"/", "Back to the portal"}
-	pw, legacy, err := s.p12Fields(w, r)
+	pw, format, err := s.p12Fields(w, r)
 	if err != nil {
 		s.fail(w, r, err, back)
 		return
 	}
 	issued, err := s.Svc.Issue(r.Context(), portal.User(acc.ID, remoteAddr(r)), portal.IssueRequest{
-		ID: acc.ID, P12Password: pw, Legacy: legacy, KeepSession: si.keep(),
+		ID: acc.ID, P12Password: pw, Legacy: format.legacy(), KeepSession: si.keep(),
 		// A user must not reuse the account password for the file, which
 		// leaves the server and can be attacked offline.
 		RejectAccountPassword: true,
@@ -94,7 +94,7 @@ func (s *Server) handleCertificate(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err, back)
 		return
 	}
-	writeP12(w, acc.ID, issued.P12)
+	s.writeCertificateFile(w, r, format, acc.ID, issued.P12)
 }
 
 func (s *Server) handlePasswordForm(w http.ResponseWriter, r *http.Request) {
