@@ -20,7 +20,7 @@ var staticFS embed.FS
 
 // pageNames are the templates in templates/, each rendered inside
 // layout.html.
-var pageNames = []string{"home", "login", "recover", "recover_confirm", "recover_done", "password", "about", "message"}
+var pageNames = []string{"home", "login", "recover", "recover_confirm", "recover_done", "password", "about", "message", "check"}
 
 // pageSet holds one parsed template per page.
 type pageSet map[string]*template.Template
@@ -104,6 +104,8 @@ type pageData struct {
 	RenewFrom time.Time
 
 	Ticket string // the recovery confirmation's hidden field
+
+	Check *checkResult // the /check page
 
 	Root, Issuing caInfo
 	// Issuers are every issuing CA, newest first (more than one after a

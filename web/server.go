@@ -122,6 +122,8 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /about/certificate", s.handleAbout)
 	mux.HandleFunc("GET /portal/ctrl/aboutCertificate", s.handleAbout)
 	mux.HandleFunc("GET /api/whoami", s.handleWhoami)
+	mux.HandleFunc("GET /check", s.handleCheck)
+	mux.HandleFunc("GET /api/check", s.handleAPICheck)
 	mux.HandleFunc("POST /api/renew", s.handleAPIRenew)
 	mux.HandleFunc("GET /healthz", s.handleHealth)
 	mux.Handle("GET /static/", staticHandler())
