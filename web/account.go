@@ -94,17 +94,17 @@ func (s *Server) handleCertificate(w http.ResponseWriter, r *http.Request, si *s
 		return
 	}
 	back := link{"/", "Back to the portal"}
-	pw, legacy, err := s.p12Fields(w, r)
+	pw, format, err := s.p12Fields(w, r)
 	if err == nil {
 		var issued *portal.Issued
 		issued, err = s.Svc.Issue(r.Context(), portal.User(acc.ID, remoteAddr(r)), portal.IssueRequest{
-			ID: acc.ID, P12Password: pw, Legacy: legacy, KeepSession: si.keep(),
+			ID: acc.ID, P12Password: pw, Legacy: format.legacy(), KeepSession: si.keep(),
 			// A user must not reuse the account password for the file, which
 			// leaves the server and can be attacked offline.
 			RejectAccountPassword: true,
 		})
 		if err == nil {
-			writeP12(w, acc.ID, issued.P12)
+			s.writeCertificateFile(w, r, format, acc.ID, issued.P12)
 			return
 		}
 	}

@@ -20,7 +20,7 @@ var staticFS embed.FS
 
 // pageNames are the templates in templates/, each rendered inside
 // layout.html.
-var pageNames = []string{"home", "login", "recover", "recover_confirm", "recover_done", "password", "about", "message", "signedout"}
+var pageNames = []string{"home", "login", "recover", "recover_confirm", "recover_done", "password", "about", "message", "signedout", "check"}
 
 // pageSet holds one parsed template per page.
 type pageSet map[string]*template.Template
@@ -111,6 +111,8 @@ type pageData struct {
 	ID string
 	// HasCert is set when the browser presented a client certificate.
 	HasCert bool
+
+	Check *checkResult // the /check page
 
 	Root, Issuing caInfo
 	// Issuers are every issuing CA, newest first (more than one after a

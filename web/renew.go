@@ -33,33 +33,36 @@ func (s *Server) renewState(si *signedIn, cur *certportal.Certificate) (can bool
 
 // p12Fields reads the PKCS#12 password (twice) and the format of a
 // certificate form: POST /certificate and POST /certificate/renew.
-func (s *Server) p12Fields(w http.ResponseWriter, r *http.Request) (password string, legacy bool, err error) {
+func (s *Server) p12Fields(w http.ResponseWriter, r *http.Request) (password string, format p12Format, err error) {
 	f, err := s.parseForm(w, r, []string{"p12_password", "p12_password_confirm"}, "format")
 	if err != nil {
-		return "", false, err
+		return "", 0, err
 	}
-	if legacy, err = parseFormat(f["format"]); err != nil {
-		return "", false, err
+	if format, err = parseFormat(f["format"]); err != nil {
+		return "", 0, err
 	}
 	pw := f["p12_password"]
 	switch {
 	case pw != f["p12_password_confirm"]:
-		return "", false, certportal.Errorf(certportal.Invalid, "The two passwords for the certificate file differ. Type the same password twice.")
+		return "", 0, certportal.Errorf(certportal.Invalid, "The two passwords for the certificate file differ. Type the same password twice.")
 	case len(pw) < portal.MinP12Password:
-		return "", false, certportal.Errorf(certportal.Invalid, "The password for the certificate file must have at least %d characters.", portal.MinP12Password)
+		return "", 0, certportal.Errorf(certportal.Invalid, "The password for the certificate file must have at least %d characters.", portal.MinP12Password)
 	}
-	return pw, legacy, nil
+	return pw, format, nil
 }
 
-// parseFormat reads the optional format field: "" or "modern", "legacy".
-func parseFormat(v string) (legacy bool, err error) {
+// parseFormat reads the optional format field: "" or "modern", "legacy",
+// "apple".
+func parseFormat(v string) (p12Format, error) {
 	switch v {
 	case "", "modern":
-		return false, nil
+		return formatModern, nil
 	case "legacy":
-		return true, nil
+		return formatLegacy, nil
+	case "apple":
+		return formatApple, nil
 	}
-	return false, errMalformed()
+	return 0, errMalformed()
 }
 
 // writeP12 answers with a PKCS#12 file named after the account.
@@ -80,7 +83,7 @@ func writeP12(w http.ResponseWriter, id string, p12 []byte) {
 func (s *Server) handleRenew(w http.ResponseWriter, r *http.Request, si *signedIn) {
 	acc := si.account
 	back := link{"/", "Back to the portal"}
-	pw, legacy, err := s.p12Fields(w, r)
+	pw, format, err := s.p12Fields(w, r)
 	if certportal.ErrorCodeOf(err) == certportal.Invalid {
 		s.renderHome(w, r, si, http.StatusBadRequest, pageData{RenewError: sentence(certportal.ErrorMessage(err))})
 		return
@@ -90,7 +93,7 @@ func (s *Server) handleRenew(w http.ResponseWriter, r *http.Request, si *signedI
 		return
 	}
 	issued, err := s.Svc.Renew(r.Context(), portal.User(acc.ID, remoteAddr(r)), portal.RenewRequest{
-		Serial: si.sess.CertSerial, P12Password: pw, Legacy: legacy, KeepSession: si.keep(),
+		Serial: si.sess.CertSerial, P12Password: pw, Legacy: format.legacy(), KeepSession: si.keep(),
 	})
 	if errors.Is(err, portal.ErrRenewTooEarly) {
 		s.page(w, r, statusOf(err), "message", pageData{
@@ -107,7 +110,7 @@ func (s *Server) handleRenew(w http.ResponseWriter, r *http.Request, si *signedI
 		s.fail(w, r, err, back)
 		return
 	}
-	writeP12(w, acc.ID, issued.P12)
+	s.writeCertificateFile(w, r, format, acc.ID, issued.P12)
 }
 
 // renewAPIRequest is the JSON body of POST /api/renew. The PKCS#12
@@ -115,7 +118,7 @@ func (s *Server) handleRenew(w http.ResponseWriter, r *http.Request, si *signedI
 // generates it; it is never stored or logged.
 type renewAPIRequest struct {
 	P12Password string `json:"p12_password"`
-	Format      string `json:"format,omitempty"` // "", "modern" or "legacy"
+	Format      string `json:"format,omitempty"` // "", "modern", "legacy" or "apple"
 }
 
 // handleAPIRenew is POST /api/renew for a client presenting its
@@ -140,7 +143,7 @@ func (s *Server) handleAPIRenew(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	legacy, err := parseFormat(req.Format)
+	format, err := parseFormat(req.Format)
 	if err == nil && len(req.P12Password) < portal.MinP12Password {
 		err = certportal.Errorf(certportal.Invalid, "the password for the certificate file must have at least %d characters", portal.MinP12Password)
 	}
@@ -149,13 +152,13 @@ func (s *Server) handleAPIRenew(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	issued, err := s.Svc.Renew(r.Context(), portal.User(acc.ID, remoteAddr(r)), portal.RenewRequest{
-		Serial: cert.Serial, P12Password: req.P12Password, Legacy: legacy,
+		Serial: cert.Serial, P12Password: req.P12Password, Legacy: format.legacy(),
 	})
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	writeP12(w, acc.ID, issued.P12)
+	s.writeCertificateFile(w, r, format, acc.ID, issued.P12)
 }
 
 // readRenewAPI reads the body of POST /api/renew: JSON (one object, known

@@ -89,6 +89,8 @@ func (s *Server) table() []route {
 		page("POST", "/logout/all", s.handleLogout(true)),
 		page("GET", "/about/certificate", s.handleAbout),
 		page("GET", "/portal/ctrl/aboutCertificate", s.handleAbout),
+		page("GET", "/check", s.handleCheck),
+		{Route: Route{Method: "GET", Path: "/api/check", JSON: true}, h: s.handleAPICheck},
 		{Route: Route{Method: "GET", Path: "/api/whoami", JSON: true}, h: s.handleWhoami},
 		{Route: Route{Method: "POST", Path: "/api/renew", Access: Certificate, JSON: true}, h: s.handleAPIRenew},
 		page("GET", "/healthz", s.handleHealth),

@@ -165,6 +165,7 @@ func (s *Server) certRefused(w http.ResponseWriter, r *http.Request, err error) 
 		d.Title = "This certificate cannot sign in"
 		d.Message = "The certificate your browser presented was not issued by this portal, or is no longer the current certificate of its account. Choose another certificate when the browser asks (restart the browser to be asked again), or change the sign-in method."
 	}
+	d.Links = append(d.Links, link{"/check", "Check this certificate"})
 	s.page(w, r, http.StatusForbidden, "message", d)
 }
 
