@@ -2,10 +2,8 @@
 // .eml file (the default, so a fresh installation needs no mail server), and
 // SMTP hands it to a mail server. Both implement certportal.Mailer and build
 // the message the same way, with github.com/wneessen/go-mail.
-//
-// The package also holds the wording of every notice the portal sends
-// (TemporaryPassword, NoticeCertificateIssued, ...), so the texts users read
-// live in one place and are golden-tested.
+// It only delivers: the wording of every mail lives in portal (notices.go),
+// which decides what to say.
 package mail
 
 import (

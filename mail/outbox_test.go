@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/certportal/certportal"
+	"github.com/certportal/certportal/internal/golden"
+	"github.com/certportal/certportal/portal"
 )
 
 // fixedTime is the clock of the tests: a Wednesday, so day names show up.
@@ -70,7 +72,7 @@ func parse(t *testing.T, path string) (*netmail.Message, string, []byte) {
 func TestOutboxSend(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "outbox")
 	o := &Outbox{Dir: dir, From: "Portal <portal@example.com>", Now: func() time.Time { return fixedTime }}
-	m := TemporaryPassword("alice@example.org", "alice", testPassword, "https://portal.example.com/", fixedTime.Add(24*time.Hour))
+	m := portal.TemporaryPasswordMail("alice@example.org", "alice", testPassword, "https://portal.example.com/", fixedTime.Add(24*time.Hour))
 	if err := o.Send(context.Background(), m); err != nil {
 		t.Fatal(err)
 	}
@@ -318,7 +320,7 @@ func TestOutboxGolden(t *testing.T) {
 		Now:  func() time.Time { return fixedTime },
 		Rand: bytes.NewReader(bytes.Repeat([]byte{0xab}, 8)),
 	}
-	m := TemporaryPassword("alice@example.org", "alice", testPassword, "https://portal.example.com", fixedTime.Add(24*time.Hour))
+	m := portal.TemporaryPasswordMail("alice@example.org", "alice", testPassword, "https://portal.example.com", fixedTime.Add(24*time.Hour))
 	if err := o.Send(context.Background(), m); err != nil {
 		t.Fatal(err)
 	}
@@ -331,14 +333,14 @@ func TestOutboxGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "outbox-temporary-password.eml", raw)
+	golden.Check(t, "outbox-temporary-password.eml", raw)
 }
 
 // BenchmarkOutboxSend measures one durable outbox write (compose, write,
 // two fsyncs, rename); the fsyncs dominate on most disks.
 func BenchmarkOutboxSend(b *testing.B) {
 	o := &Outbox{Dir: b.TempDir()}
-	m := TemporaryPassword("alice@example.org", "alice", testPassword, "https://portal.example.com", fixedTime)
+	m := portal.TemporaryPasswordMail("alice@example.org", "alice", testPassword, "https://portal.example.com", fixedTime)
 	for b.Loop() {
 		if err := o.Send(context.Background(), m); err != nil {
 			b.Fatal(err)

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/certportal/certportal"
+	"github.com/certportal/certportal/portal"
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 )
@@ -247,7 +248,7 @@ func TestSMTPDelivers(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			m := TemporaryPassword("alice@example.org", "alice", testPassword, "https://portal.example.com", fixedTime.Add(24*time.Hour))
+			m := portal.TemporaryPasswordMail("alice@example.org", "alice", testPassword, "https://portal.example.com", fixedTime.Add(24*time.Hour))
 			if err := s.Send(t.Context(), m); err != nil {
 				t.Fatalf("Send: %v", err)
 			}

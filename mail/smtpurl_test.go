@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/certportal/certportal"
+	"github.com/certportal/certportal/portal"
 	gomail "github.com/wneessen/go-mail"
 )
 
@@ -106,7 +107,7 @@ func TestNewSMTPRefuses(t *testing.T) {
 // TestComposeWithout8bit covers a server without 8BITMIME: the body is
 // quoted-printable and decodes back to the very text given.
 func TestComposeWithout8bit(t *testing.T) {
-	m := TemporaryPassword("a@example.org", "alice", testPassword, "https://portal.example.com", fixedTime)
+	m := portal.TemporaryPasswordMail("a@example.org", "alice", testPassword, "https://portal.example.com", fixedTime)
 	tests := []struct {
 		allow8bit bool
 		want      gomail.Encoding

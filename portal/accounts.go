@@ -4,7 +4,6 @@ import (
 	"context"
 
 	"github.com/certportal/certportal"
-	"github.com/certportal/certportal/mail"
 )
 
 // AddUser creates an account that signs in by password. With an empty
@@ -104,7 +103,7 @@ func (s *Service) CancelUser(ctx context.Context, a Actor, id string) error {
 		return err
 	}
 	s.crlsChanged()
-	s.notify(ctx, acc.ID, mail.NoticeCancelled(acc.Email, acc.ID))
+	s.notify(ctx, acc.ID, NoticeCancelled(acc.Email, acc.ID))
 	return nil
 }
 
@@ -176,7 +175,7 @@ func (s *Service) SetEmail(ctx context.Context, a Actor, id, email string) (*cer
 	if err != nil {
 		return nil, err
 	}
-	s.notify(ctx, acc.ID, mail.NoticeEmailChanged(old, acc.ID, old, email))
-	s.notify(ctx, acc.ID, mail.NoticeEmailChanged(email, acc.ID, old, email))
+	s.notify(ctx, acc.ID, NoticeEmailChanged(old, acc.ID, old, email))
+	s.notify(ctx, acc.ID, NoticeEmailChanged(email, acc.ID, old, email))
 	return acc, nil
 }

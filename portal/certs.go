@@ -8,7 +8,6 @@ import (
 
 	"github.com/certportal/certportal"
 	"github.com/certportal/certportal/ca"
-	"github.com/certportal/certportal/mail"
 )
 
 // MinP12Password is the shortest PKCS#12 password accepted: the file leaves
@@ -89,7 +88,7 @@ func (s *Service) issue(ctx context.Context, a Actor, req IssueRequest) (*Issued
 			return nil, err
 		}
 		s.crlsChanged() // the previous certificate, if any, is revoked
-		s.notify(ctx, acc.ID, mail.NoticeCertificateIssued(acc.Email, acc.ID, rec.Serial, rec.Thumbprint, rec.NotAfter))
+		s.notify(ctx, acc.ID, NoticeCertificateIssued(acc.Email, acc.ID, rec.Serial, rec.Thumbprint, rec.NotAfter))
 		return &Issued{Cert: rec, P12: p12}, nil
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/certportal/certportal"
-	"github.com/certportal/certportal/mail"
 )
 
 // RecoverBegin is the first step of "If your certificate has been revoked":
@@ -151,7 +150,7 @@ func (s *Service) resetPassword(ctx context.Context, a Actor, id, ticketID, why 
 		// lock this transaction needs is held by now (account, audit
 		// head), so a retry of fn after the mail went out cannot come from
 		// a deadlock; only the commit remains.
-		m := mail.TemporaryPassword(acc.Email, acc.ID, temp, s.Config.PortalURL, expires)
+		m := TemporaryPasswordMail(acc.Email, acc.ID, temp, s.Config.PortalURL, expires)
 		if err := s.Mailer.Send(ctx, m); err != nil {
 			s.Log.Warn("temporary password mail failed", "account", acc.ID, "err", err)
 			return certportal.WrapError(certportal.Unavailable, fmt.Errorf("%w: %w", ErrMailNotSent, err),
@@ -210,7 +209,7 @@ func (s *Service) ChangePassword(ctx context.Context, id, current, next, remote,
 	if err != nil {
 		return err
 	}
-	s.notify(ctx, acc.ID, mail.NoticePasswordChanged(acc.Email, acc.ID))
+	s.notify(ctx, acc.ID, NoticePasswordChanged(acc.Email, acc.ID))
 	return nil
 }
 

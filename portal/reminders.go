@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/certportal/certportal"
-	"github.com/certportal/certportal/mail"
 )
 
 // DefaultReminderDays are the days before a certificate's expiry on which
@@ -123,7 +122,7 @@ func (s *Service) sendReminder(ctx context.Context, c *certportal.Certificate, d
 			return err
 		}
 		left := daysLeft(cur.NotAfter, now)
-		m := mail.ReminderExpiry(acc.Email, acc.ID, cur.Serial, cur.NotAfter, left, s.Config.PortalURL)
+		m := ReminderExpiry(acc.Email, acc.ID, cur.Serial, cur.NotAfter, left, s.Config.PortalURL)
 		// The mail goes out inside the transaction, after the claim and
 		// before the audit record: a failure rolls the claim back (to be
 		// retried by the next run), and the audit head is locked only

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/certportal/certportal"
-	"github.com/certportal/certportal/mail"
 )
 
 // Reasons a sign-in is refused after the credentials were checked. They are
@@ -187,7 +186,7 @@ func (s *Service) recordFailure(ctx context.Context, acc *certportal.Account, id
 		return err
 	}
 	if lockedNow && acc != nil {
-		s.notify(ctx, acc.ID, mail.NoticeLockout(acc.Email, acc.ID, until))
+		s.notify(ctx, acc.ID, NoticeLockout(acc.Email, acc.ID, until))
 	}
 	return errBadCredentials()
 }

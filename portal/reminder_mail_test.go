@@ -1,6 +1,7 @@
-package mail
+package portal
 
 import (
+	"github.com/certportal/certportal/internal/golden"
 	"slices"
 	"strings"
 	"testing"
@@ -46,7 +47,7 @@ func TestReminderExpiry(t *testing.T) {
 			if strings.Contains(strings.ToLower(m.Body), "password:") {
 				t.Errorf("a reminder carries no password line")
 			}
-			golden(t, "reminder-"+tt.name+".txt", []byte("To: "+strings.Join(m.To, ", ")+"\nSubject: "+m.Subject+"\n\n"+m.Body))
+			golden.Check(t, "reminder-"+tt.name+".txt", []byte("To: "+strings.Join(m.To, ", ")+"\nSubject: "+m.Subject+"\n\n"+m.Body))
 		})
 	}
 }

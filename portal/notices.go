@@ -1,4 +1,4 @@
-package mail
+package portal
 
 import (
 	"strings"
@@ -7,7 +7,8 @@ import (
 	"github.com/certportal/certportal"
 )
 
-// The notices below are the only wording of the portal's mails. They are
+// The notices below are the only wording of the portal's mails (mail/
+// only delivers them); they are golden-tested against testdata/. They are
 // written for people who sign in to a service with a certificate and are not
 // expected to know what one is: short sentences, what happened, what to do,
 // and what to do if it was not them. Apart from TemporaryPassword, none
@@ -37,12 +38,12 @@ func notice(to []string, subject string, paragraphs ...string) certportal.Mail {
 	}
 }
 
-// TemporaryPassword is the mail that carries a new temporary password, sent
+// TemporaryPasswordMail is the mail that carries a new temporary password, sent
 // by the recovery flow ("If your certificate has been revoked") and by an
 // administrator's reset. It holds the exact line
 // "Temporary password: <password>", says where to sign in and that a new
 // certificate comes next, and when the password expires.
-func TemporaryPassword(to, userID, password, portalURL string, expires time.Time) certportal.Mail {
+func TemporaryPasswordMail(to, userID, password, portalURL string, expires time.Time) certportal.Mail {
 	login := strings.TrimRight(portalURL, "/") + "/login"
 	return notice([]string{to},
 		"Your temporary password for the certificate portal",

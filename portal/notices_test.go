@@ -1,4 +1,4 @@
-package mail
+package portal
 
 import (
 	"slices"
@@ -7,7 +7,11 @@ import (
 	"time"
 
 	"github.com/certportal/certportal"
+	"github.com/certportal/certportal/internal/golden"
 )
+
+// testPassword has "=" and "/", which any transfer encoding would change.
+const testPassword = "Xy7=kQ/p+9Lr2w"
 
 func TestNotices(t *testing.T) {
 	notAfter := time.Date(2027, 11, 25, 9, 10, 0, 0, time.UTC)
@@ -18,7 +22,7 @@ func TestNotices(t *testing.T) {
 		mail certportal.Mail
 		has  []string // exact lines of the body
 	}{
-		{"temporary-password", TemporaryPassword("alice@example.org", "alice", testPassword, "https://portal.example.com/", expires),
+		{"temporary-password", TemporaryPasswordMail("alice@example.org", "alice", testPassword, "https://portal.example.com/", expires),
 			[]string{"Temporary password: " + testPassword}},
 		{"certificate-issued", NoticeCertificateIssued("alice@example.org", "alice", "5A0C39F4D2E1B8A7", "3F2A9C1B7D6E5F4A3B2C1D0E9F8A7B6C5D4E3F2A", notAfter),
 			[]string{"  Serial:       5A0C39F4D2E1B8A7", "  Thumbprint:   3F2A9C1B7D6E5F4A3B2C1D0E9F8A7B6C5D4E3F2A"}},
@@ -57,7 +61,7 @@ func TestNotices(t *testing.T) {
 					t.Errorf("line %d is too long or has a CR", i+1)
 				}
 			}
-			golden(t, "notice-"+tt.name+".txt", []byte("To: "+strings.Join(m.To, ", ")+"\nSubject: "+m.Subject+"\n\n"+m.Body))
+			golden.Check(t, "notice-"+tt.name+".txt", []byte("To: "+strings.Join(m.To, ", ")+"\nSubject: "+m.Subject+"\n\n"+m.Body))
 		})
 	}
 }
@@ -65,7 +69,7 @@ func TestNotices(t *testing.T) {
 func TestTemporaryPasswordDetails(t *testing.T) {
 	expires := time.Date(2026, 11, 26, 10, 15, 0, 0, time.FixedZone("CET", 3600))
 	for _, url := range []string{"https://portal.example.com", "https://portal.example.com/"} {
-		m := TemporaryPassword("a@example.org", "alice", "pw-0123456789", url, expires)
+		m := TemporaryPasswordMail("a@example.org", "alice", "pw-0123456789", url, expires)
 		if !strings.Contains(m.Body, "https://portal.example.com/login ") {
 			t.Errorf("portal URL %q: body does not point at https://portal.example.com/login", url)
 		}
