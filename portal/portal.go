@@ -17,63 +17,19 @@ import (
 	"github.com/certportal/certportal/ca"
 )
 
-// Config holds the tunable rules. Zero values take the defaults of SPEC.md.
+// Config holds what cmd/certportal configures: where the portal is, the key
+// type of user certificates, and the limits (certportal.Policy; zero
+// values take the defaults of SPEC.md).
 type Config struct {
 	// PortalURL is the HTTPS address users open, used in mails.
 	PortalURL string
 	// UserKeyType is the key type of user certificates.
 	UserKeyType ca.KeyType
-	// TempPasswordTTL is how long a mailed temporary password is valid (24 h).
-	TempPasswordTTL time.Duration
-	// LockoutThreshold wrong passwords within LockoutWindow lock password
-	// sign-in for LockoutDuration (5, 15 min, 15 min).
-	LockoutThreshold int
-	LockoutWindow    time.Duration
-	LockoutDuration  time.Duration
-	// SessionIdle and SessionMax bound a session (30 min idle, 12 h in all).
-	SessionIdle time.Duration
-	SessionMax  time.Duration
-	// MaxSessions is how many sessions an account may have at once (20);
-	// a new one ends the oldest.
-	MaxSessions int
-	// RecoveriesPerDay limits recoveries per account (3).
-	RecoveriesPerDay int
-	// TicketTTL is how long the "OK" of a recovery stays valid (5 min).
-	TicketTTL time.Duration
-	// RenewWindow is how long before its expiry a user may renew a
-	// certificate without a password (30 days).
-	RenewWindow time.Duration
-	// ReminderDays are the days before a certificate's expiry on which its
-	// user is reminded by mail. nil means 30, 7 and 1; an empty, non-nil
-	// list (config.json "reminder_days": []) sends no reminders.
-	ReminderDays []int
+	certportal.Policy
 }
 
 func (c *Config) setDefaults() {
-	def := func(d *time.Duration, v time.Duration) {
-		if *d <= 0 {
-			*d = v
-		}
-	}
-	def(&c.TempPasswordTTL, 24*time.Hour)
-	def(&c.LockoutWindow, 15*time.Minute)
-	def(&c.LockoutDuration, 15*time.Minute)
-	def(&c.SessionIdle, 30*time.Minute)
-	def(&c.SessionMax, 12*time.Hour)
-	def(&c.TicketTTL, 5*time.Minute)
-	def(&c.RenewWindow, DefaultRenewWindow)
-	if c.ReminderDays == nil {
-		c.ReminderDays = DefaultReminderDays
-	}
-	if c.LockoutThreshold <= 0 {
-		c.LockoutThreshold = 5
-	}
-	if c.MaxSessions <= 0 {
-		c.MaxSessions = 20
-	}
-	if c.RecoveriesPerDay <= 0 {
-		c.RecoveriesPerDay = 3
-	}
+	c.Policy = c.Policy.Resolved()
 	if c.UserKeyType == "" {
 		c.UserKeyType = ca.P256
 	}

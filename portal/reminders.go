@@ -2,33 +2,15 @@ package portal
 
 import (
 	"context"
-	"slices"
 	"strconv"
 	"time"
 
 	"github.com/certportal/certportal"
 )
 
-// DefaultReminderDays are the days before a certificate's expiry on which
-// its user is reminded: a month ahead (when renewal opens), a week, a day.
-var DefaultReminderDays = []int{30, 7, 1}
-
 // reminderDays returns the configured thresholds, positive and distinct,
 // smallest first.
-func (s *Service) reminderDays() []int {
-	days := s.Config.ReminderDays
-	if days == nil {
-		days = DefaultReminderDays
-	}
-	var out []int
-	for _, d := range days {
-		if d > 0 && !slices.Contains(out, d) {
-			out = append(out, d)
-		}
-	}
-	slices.Sort(out)
-	return out
-}
+func (s *Service) reminderDays() []int { return s.Config.Policy.Resolved().ReminderDays }
 
 // dueReminder returns the threshold whose reminder is due for a certificate
 // that expires at notAfter: the smallest one already reached, or 0 when

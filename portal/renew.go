@@ -9,11 +9,6 @@ import (
 	"github.com/certportal/certportal"
 )
 
-// DefaultRenewWindow is how long before its expiry a certificate may be
-// renewed: 30 days, the first reminder's lead, so the mail that says "renew
-// now" and the button that does it appear together.
-const DefaultRenewWindow = 30 * 24 * time.Hour
-
 // ErrRenewTooEarly is the cause of the Conflict that Renew returns for a
 // certificate that is not yet in its renewal window.
 var ErrRenewTooEarly = errors.New("not yet renewable")
@@ -35,11 +30,7 @@ type RenewRequest struct {
 
 // RenewableFrom returns when a certificate's renewal window opens.
 func (s *Service) RenewableFrom(c *certportal.Certificate) time.Time {
-	w := s.Config.RenewWindow
-	if w <= 0 {
-		w = DefaultRenewWindow
-	}
-	return c.NotAfter.Add(-w)
+	return c.NotAfter.Add(-s.Config.RenewWindow)
 }
 
 // CanRenew reports whether a certificate may be renewed now: unrevoked,

@@ -8,7 +8,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -82,6 +81,7 @@ const (
 
 // defaultConfig returns the configuration init writes, before flags.
 func defaultConfig() Config {
+	p := certportal.Policy{}.Resolved()
 	return Config{
 		URL:              "http://localhost:8080",
 		PortalURL:        "https://localhost:8443",
@@ -91,15 +91,15 @@ func defaultConfig() Config {
 		DB:               "sqlite:" + dbFile,
 		UserKeyType:      string(ca.P256),
 		MailFrom:         "certportal <certportal@localhost>",
-		TempPasswordTTL:  duration(24 * time.Hour),
-		LockoutThreshold: 5,
-		LockoutWindow:    duration(15 * time.Minute),
-		LockoutDuration:  duration(15 * time.Minute),
-		SessionIdle:      duration(30 * time.Minute),
-		SessionMax:       duration(12 * time.Hour),
-		RecoveriesPerDay: 3,
-		RenewWindow:      duration(portal.DefaultRenewWindow),
-		ReminderDays:     slices.Clone(portal.DefaultReminderDays),
+		TempPasswordTTL:  duration(p.TempPasswordTTL),
+		LockoutThreshold: p.LockoutThreshold,
+		LockoutWindow:    duration(p.LockoutWindow),
+		LockoutDuration:  duration(p.LockoutDuration),
+		SessionIdle:      duration(p.SessionIdle),
+		SessionMax:       duration(p.SessionMax),
+		RecoveriesPerDay: p.RecoveriesPerDay,
+		RenewWindow:      duration(p.RenewWindow),
+		ReminderDays:     p.ReminderDays,
 	}
 }
 
@@ -184,17 +184,19 @@ func (a *app) openEnvWith(ctx context.Context, log *slog.Logger, adjust func(*Co
 		return nil, err
 	}
 	svc := portal.New(store, auth, mailer, portal.Config{
-		PortalURL:        cfg.PortalURL,
-		UserKeyType:      ca.KeyType(cfg.UserKeyType),
-		TempPasswordTTL:  time.Duration(cfg.TempPasswordTTL),
-		LockoutThreshold: cfg.LockoutThreshold,
-		LockoutWindow:    time.Duration(cfg.LockoutWindow),
-		LockoutDuration:  time.Duration(cfg.LockoutDuration),
-		SessionIdle:      time.Duration(cfg.SessionIdle),
-		SessionMax:       time.Duration(cfg.SessionMax),
-		RecoveriesPerDay: cfg.RecoveriesPerDay,
-		RenewWindow:      time.Duration(cfg.RenewWindow),
-		ReminderDays:     cfg.ReminderDays,
+		PortalURL:   cfg.PortalURL,
+		UserKeyType: ca.KeyType(cfg.UserKeyType),
+		Policy: certportal.Policy{
+			TempPasswordTTL:  time.Duration(cfg.TempPasswordTTL),
+			LockoutThreshold: cfg.LockoutThreshold,
+			LockoutWindow:    time.Duration(cfg.LockoutWindow),
+			LockoutDuration:  time.Duration(cfg.LockoutDuration),
+			SessionIdle:      time.Duration(cfg.SessionIdle),
+			SessionMax:       time.Duration(cfg.SessionMax),
+			RecoveriesPerDay: cfg.RecoveriesPerDay,
+			RenewWindow:      time.Duration(cfg.RenewWindow),
+			ReminderDays:     cfg.ReminderDays,
+		},
 	}, log)
 	return &env{dir: a.dataDir, cfg: cfg, store: store, ca: auth, svc: svc, mailer: mailer}, nil
 }

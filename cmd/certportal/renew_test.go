@@ -98,7 +98,7 @@ func TestStoreRenew(t *testing.T) {
 	}
 
 	// A year before expiry: refused, with the date, and nothing changes.
-	from := issued.Cert.NotAfter.Add(-portal.DefaultRenewWindow).UTC().Format("2 January 2006")
+	from := issued.Cert.NotAfter.Add(-30 * 24 * time.Hour).UTC().Format("2 January 2006")
 	snap := snapshot(t, storeDir)
 	msg := fails(t, 1, "your certificate can be renewed from "+from, "", "store", "renew", "--url", p.url, "--store-dir", storeDir)
 	t.Logf("early renewal: %s", msg)
@@ -147,7 +147,7 @@ func TestStoreRenew(t *testing.T) {
 
 	// A second renewal is outside the new certificate's window.
 	snap = snapshot(t, storeDir)
-	from = current.NotAfter.Add(-portal.DefaultRenewWindow).UTC().Format("2 January 2006")
+	from = current.NotAfter.Add(-30 * 24 * time.Hour).UTC().Format("2 January 2006")
 	fails(t, 1, "your certificate can be renewed from "+from, "", "store", "renew", "--url", p.url, "--store-dir", storeDir, "--json")
 	if snapshot(t, storeDir) != snap {
 		t.Errorf("a refused second renewal changed the store")
