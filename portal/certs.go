@@ -42,8 +42,14 @@ type Issued struct {
 	P12  []byte
 }
 
-// issue is Issue without the report to Events.
-func (s *Service) issue(ctx context.Context, a Actor, req IssueRequest) (*Issued, error) {
+// Issue issues a certificate for an active account and returns it as a
+// PKCS#12 file. In one transaction it revokes the account's previous
+// certificate (superseded), records the new one, sets the sign-in method to
+// certificate and audits all of it; the CRL is re-signed after the commit,
+// outside the transaction (see CRL). The key is generated here and dropped
+// once the file is made.
+func (s *Service) Issue(ctx context.Context, a Actor, req IssueRequest) (_ *Issued, err error) {
+	defer func(start time.Time) { s.events().Issued(time.Since(start), err) }(time.Now())
 	if len(req.P12Password) < MinP12Password {
 		return nil, certportal.Errorf(certportal.Invalid, "the password for the certificate file must have at least %d characters", MinP12Password)
 	}

@@ -15,5 +15,5 @@ import (
 // help desk opening /check again and again does not look like failed
 // sign-ins on the dashboards.
 func (s *Service) CheckCertificate(ctx context.Context, chain []*x509.Certificate) (*certportal.Account, *certportal.Certificate, error) {
-	return s.certSignIn(ctx, chain)
+	return s.identify(ctx, chain)
 }

@@ -196,13 +196,19 @@ func (s *Service) CRL(ctx context.Context, issuer string) ([]byte, error) {
 	return nil, certportal.Errorf(certportal.Unavailable, "the CRL of %s could not be brought up to date; try again", issuer)
 }
 
-// signCRLNow signs and stores a new CRL for issuer, or returns the stored
+// signCRL signs and stores a new CRL for issuer, or returns the stored
 // one if it is current (another caller or replica signed it meanwhile);
-// signed says which. Nothing here runs inside a transaction that a
+// only a signing (or a failure) is reported to Events. Nothing here runs inside a transaction that a
 // revocation would wait for: the list is read in a View, the number taken
 // in a short Update, the CRL signed outside any transaction and stored in
 // another short Update.
-func (s *Service) signCRLNow(ctx context.Context, issuer string) (c *certportal.CRL, signed bool, err error) {
+func (s *Service) signCRL(ctx context.Context, issuer string) (c *certportal.CRL, err error) {
+	signed := false
+	defer func(start time.Time) {
+		if signed || err != nil {
+			s.events().CRLSigned(issuer, time.Since(start), err)
+		}
+	}(time.Now())
 	var prev *certportal.CRL
 	var count int64
 	var revs []certportal.Revocation
@@ -224,10 +230,10 @@ func (s *Service) signCRLNow(ctx context.Context, issuer string) (c *certportal.
 		return err
 	})
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
 	if s.crlCurrent(prev, count) {
-		return prev, false, nil
+		return prev, nil
 	}
 	// A number taken here and not used (the signing fails) is skipped,
 	// never reused.
@@ -238,11 +244,11 @@ func (s *Service) signCRLNow(ctx context.Context, issuer string) (c *certportal.
 		return err
 	})
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
 	der, this, next, err := s.CA.SignCRL(issuer, n, revs)
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
 	c = &certportal.CRL{Issuer: issuer, Number: n, ThisUpdate: this, NextUpdate: next, DER: der, Revocations: count}
 	err = s.Store.Update(ctx, func(tx certportal.Tx) error {
@@ -257,7 +263,8 @@ func (s *Service) signCRLNow(ctx context.Context, issuer string) (c *certportal.
 		return s.audit(ctx, tx, Actor{Name: "system", Remote: "-"}, "", certportal.ActionCRLSigned, issuer)
 	})
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
-	return c, true, nil
+	signed = true
+	return c, nil
 }

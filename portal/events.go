@@ -51,62 +51,6 @@ func (s *Service) events() Events {
 	return s.Events
 }
 
-// Issue issues a certificate for an active account and returns it as a
-// PKCS#12 file. In one transaction it revokes the account's previous
-// certificate (superseded), records the new one, sets the sign-in method to
-// certificate and audits all of it; the CRL is re-signed after the commit,
-// outside the transaction (see CRL). The key is generated here and dropped
-// once the file is made.
-func (s *Service) Issue(ctx context.Context, a Actor, req IssueRequest) (*Issued, error) {
-	start := time.Now()
-	out, err := s.issue(ctx, a, req)
-	s.events().Issued(time.Since(start), err)
-	return out, err
-}
-
-// PasswordSignIn checks ID and password for /login. A correct password of an
-// account that signs in by certificate, of a cancelled account or an expired
-// temporary password is refused with a Forbidden error whose cause is
-// ErrUseCertificate, ErrCancelled or ErrPasswordExpired.
-func (s *Service) PasswordSignIn(ctx context.Context, id, password, remote string) (*certportal.Account, error) {
-	acc, err := s.passwordSignIn(ctx, id, password, remote)
-	s.events().SignIn("password", outcomeOf(err))
-	return acc, err
-}
-
-// CertSignIn identifies the account of a presented certificate chain
-// (leaf first). The chain is verified against the CA, then the certificate
-// is looked up by the SHA-256 of its DER, never by its CN, on every call,
-// so a revocation takes effect at once. Refusals are Forbidden errors whose
-// cause is ErrCertRevoked, ErrCertExpired, ErrCertUnknown or ErrCertCancelled.
-func (s *Service) CertSignIn(ctx context.Context, chain []*x509.Certificate) (*certportal.Account, *certportal.Certificate, error) {
-	acc, c, err := s.certSignIn(ctx, chain)
-	s.events().SignIn("certificate", outcomeOf(err))
-	return acc, c, err
-}
-
-// lookupCert finds the account and record of a certificate by the SHA-256
-// of its DER and checks that it may sign in (not revoked, not expired, the
-// account active): the per-request revocation check.
-func (s *Service) lookupCert(ctx context.Context, fp string) (*certportal.Account, *certportal.Certificate, error) {
-	acc, c, err := s.lookupCertNow(ctx, fp)
-	if err == nil || certportal.ErrorCodeOf(err) == certportal.Forbidden {
-		s.events().RevocationCheck("signin", err == nil)
-	}
-	return acc, c, err
-}
-
-// signCRL signs and stores a new CRL for issuer unless the stored one is
-// current; only a signing (or a failure) is reported.
-func (s *Service) signCRL(ctx context.Context, issuer string) (*certportal.CRL, error) {
-	start := time.Now()
-	c, signed, err := s.signCRLNow(ctx, issuer)
-	if signed || err != nil {
-		s.events().CRLSigned(issuer, time.Since(start), err)
-	}
-	return c, err
-}
-
 // outcomeOf names the outcome of a sign-in for SignIn.
 func outcomeOf(err error) string {
 	reasons := []struct {

@@ -191,8 +191,12 @@ func (s *Service) recordFailure(ctx context.Context, acc *certportal.Account, id
 	return errBadCredentials()
 }
 
-// passwordSignIn is PasswordSignIn without the report to Events.
-func (s *Service) passwordSignIn(ctx context.Context, id, password, remote string) (*certportal.Account, error) {
+// PasswordSignIn checks ID and password for /login. A correct password of an
+// account that signs in by certificate, of a cancelled account or an expired
+// temporary password is refused with a Forbidden error whose cause is
+// ErrUseCertificate, ErrCancelled or ErrPasswordExpired.
+func (s *Service) PasswordSignIn(ctx context.Context, id, password, remote string) (_ *certportal.Account, err error) {
+	defer func() { s.events().SignIn("password", outcomeOf(err)) }()
 	acc, err := s.checkPassword(ctx, id, password, remote)
 	if err != nil {
 		return nil, err
@@ -221,8 +225,19 @@ func (s *Service) passwordSignIn(ctx context.Context, id, password, remote strin
 	return acc, nil
 }
 
-// certSignIn is CertSignIn without the report to Events.
-func (s *Service) certSignIn(ctx context.Context, chain []*x509.Certificate) (*certportal.Account, *certportal.Certificate, error) {
+// CertSignIn identifies the account of a presented certificate chain
+// (leaf first). The chain is verified against the CA, then the certificate
+// is looked up by the SHA-256 of its DER, never by its CN, on every call,
+// so a revocation takes effect at once. Refusals are Forbidden errors whose
+// cause is ErrCertRevoked, ErrCertExpired, ErrCertUnknown or ErrCertCancelled.
+func (s *Service) CertSignIn(ctx context.Context, chain []*x509.Certificate) (acc *certportal.Account, c *certportal.Certificate, err error) {
+	defer func() { s.events().SignIn("certificate", outcomeOf(err)) }()
+	return s.identify(ctx, chain)
+}
+
+// identify is what CertSignIn and CheckCertificate share: verify the chain,
+// then look the certificate up.
+func (s *Service) identify(ctx context.Context, chain []*x509.Certificate) (*certportal.Account, *certportal.Certificate, error) {
 	leaf, err := s.CA.VerifyClient(chain)
 	if err != nil {
 		if certportal.ErrorMessage(err) == "expired" {
@@ -233,11 +248,18 @@ func (s *Service) certSignIn(ctx context.Context, chain []*x509.Certificate) (*c
 	return s.lookupCert(ctx, certportal.Fingerprint256(leaf.Raw))
 }
 
-// lookupCertNow is lookupCert without the report to Events.
-func (s *Service) lookupCertNow(ctx context.Context, fp string) (*certportal.Account, *certportal.Certificate, error) {
+// lookupCert finds the account and record of a certificate by the SHA-256
+// of its DER and checks that it may sign in (not revoked, not expired, the
+// account active): the per-request revocation check.
+func (s *Service) lookupCert(ctx context.Context, fp string) (_ *certportal.Account, _ *certportal.Certificate, err error) {
+	defer func() {
+		if err == nil || certportal.ErrorCodeOf(err) == certportal.Forbidden {
+			s.events().RevocationCheck("signin", err == nil)
+		}
+	}()
 	var acc *certportal.Account
 	var c *certportal.Certificate
-	err := s.Store.View(ctx, func(tx certportal.Tx) error {
+	err = s.Store.View(ctx, func(tx certportal.Tx) error {
 		var err error
 		c, err = tx.CertificateBySHA256(ctx, fp)
 		if err != nil {
