@@ -50,6 +50,9 @@ type Authority struct {
 
 	ocspMu    sync.Mutex
 	ocspCache map[ocspKey]*ocspEntry
+
+	rootCRLMu sync.Mutex
+	rootCRL   *rootCRLFile // the last root.crl read, see RootCRL
 }
 
 // Load loads the CA that Create wrote to dir. url is the base URL for user
