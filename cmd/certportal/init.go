@@ -119,10 +119,22 @@ func (a *app) initData(ctx context.Context, o initOptions) (cfg *Config, err err
 		return nil, err
 	}
 	svc := portal.New(store, auth, nil, portal.Config{}, nil)
-	for _, issuer := range []string{auth.Root.Subject.CommonName, auth.Issuing.Subject.CommonName} {
-		if _, err = svc.CRL(ctx, issuer); err != nil {
-			return nil, err
-		}
+	// The root CRL, while the root key is still in DATA/ca: serve
+	// publishes it and never signs it (SPEC.md "Key custody").
+	lifetime, err := c.rootCRLLifetime()
+	if err != nil {
+		return nil, err
+	}
+	if err = auth.LoadRootKey(); err != nil {
+		return nil, err
+	}
+	_, err = svc.SignRootCRL(ctx, portal.Admin, lifetime)
+	auth.DropRootKey()
+	if err != nil {
+		return nil, err
+	}
+	if _, err = svc.CRL(ctx, auth.Issuing.Subject.CommonName); err != nil {
+		return nil, err
 	}
 	b, _ := json.MarshalIndent(c, "", "  ")
 	if err = writeFileAtomic(filepath.Join(dir, configFile), append(b, '\n'), 0o600); err != nil {
