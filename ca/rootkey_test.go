@@ -32,8 +32,66 @@ func keyPEMBytes(t testing.TB, k crypto.Signer) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
 }
 
+// TestLoadLeavesTheRootKeyAlone: a loaded Authority holds no root key and
+// cannot sign with the root; Load does not even read root.key (garbage in
+// it does not matter) and works without it.
+func TestLoadLeavesTheRootKeyAlone(t *testing.T) {
+	p := testpki.New(t)
+	rootKey := filepath.Join(p.Dir, ca.RootKeyFile)
+	if err := os.WriteFile(rootKey, []byte("not a key"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a, err := ca.Load(p.Dir, "")
+	if err != nil {
+		t.Fatalf("Load with a damaged root.key: %v (it must not read it)", err)
+	}
+	if a.HasRootKey() || !a.RootKeyInDir() {
+		t.Errorf("HasRootKey %v RootKeyInDir %v, want false true", a.HasRootKey(), a.RootKeyInDir())
+	}
+	if err := a.LoadRootKey(); certportal.ErrorCodeOf(err) != certportal.Invalid {
+		t.Errorf("LoadRootKey of a damaged root.key: %v, want Invalid", err)
+	}
+	if err := os.Remove(rootKey); err != nil {
+		t.Fatal(err)
+	}
+	if a, err = ca.Load(p.Dir, ""); err != nil {
+		t.Fatalf("Load without root.key: %v", err)
+	}
+	if a.RootKeyInDir() {
+		t.Error("RootKeyInDir after root.key was removed")
+	}
+	// Everything the portal does still works.
+	if _, _, err := a.Issue(ca.LeafRequest{ID: "alice"}); err != nil {
+		t.Errorf("Issue without the root key: %v", err)
+	}
+	if _, _, _, err := a.SignCRL("SOP-ICA1", 2, nil); err != nil {
+		t.Errorf("the issuing CA's CRL without the root key: %v", err)
+	}
+	if _, err := a.RootCRL(); err != nil {
+		t.Errorf("RootCRL without the root key: %v", err)
+	}
+	// Nothing signs with the root.
+	if _, _, _, err := a.SignCRL("SOP-RCA", 2, nil); certportal.ErrorCodeOf(err) != certportal.Unavailable {
+		t.Errorf("SignCRL(root) without the key: %v, want Unavailable", err)
+	}
+	if _, err := a.SignRootCRL(2, nil, ca.DefaultRootCRLLifetime); certportal.ErrorCodeOf(err) != certportal.Unavailable {
+		t.Errorf("SignRootCRL without the key: %v, want Unavailable", err)
+	}
+	before, _ := os.ReadDir(p.Dir)
+	if _, err := a.Rollover(ca.RolloverOptions{}); certportal.ErrorCodeOf(err) != certportal.Unavailable || !strings.Contains(err.Error(), "--root-key") {
+		t.Errorf("Rollover without the key: %v, want Unavailable naming --root-key", err)
+	}
+	if after, _ := os.ReadDir(p.Dir); len(after) != len(before) {
+		t.Errorf("a refused rollover wrote files: %d entries, then %d", len(before), len(after))
+	}
+	if err := a.LoadRootKey(); certportal.ErrorCodeOf(err) != certportal.NotFound || !strings.Contains(err.Error(), "--root-key") {
+		t.Errorf("LoadRootKey without root.key: %v, want NotFound naming --root-key", err)
+	}
+}
+
 // TestExportRootKey moves the root key into an encrypted file: root.key is
-// gone, the file is 0600 age armor and decrypts to the same key. Refusals (short passphrase, existing file) leave
+// gone, the file is 0600 age armor and decrypts to the same key, which
+// then signs a rollover. Refusals (short passphrase, existing file) leave
 // root.key and the file as they were.
 func TestExportRootKey(t *testing.T) {
 	p := testpki.New(t)
@@ -98,13 +156,20 @@ func TestExportRootKey(t *testing.T) {
 		t.Errorf("a second export: %v, want NotFound", err)
 	}
 
-	// Another CA's key is refused.
+	// Another CA's key is refused; the exported one signs.
 	other := newOther(t)
 	if err := a.UseRootKey(loadKey(t, filepath.Join(other.Dir, ca.RootKeyFile))); certportal.ErrorCodeOf(err) != certportal.Invalid {
 		t.Errorf("UseRootKey with another CA's root key: %v, want Invalid", err)
 	}
 	if err := a.UseRootKey(key); err != nil {
 		t.Fatal(err)
+	}
+	ica2, err := a.Rollover(ca.RolloverOptions{})
+	if err != nil {
+		t.Fatalf("Rollover with the exported key: %v", err)
+	}
+	if err := ica2.CheckSignatureFrom(p.Root); err != nil {
+		t.Errorf("the new issuing CA is not signed by the root: %v", err)
 	}
 }
 

@@ -42,6 +42,7 @@ func (a *app) initCommand() *cobra.Command {
 			fmt.Fprintf(a.stdout, "Created %s: root CA %s, issuing CA %s, TLS certificate for %s.\n",
 				a.dataDir, o.rootCN, o.issuingCN, strings.Join(cfg.Hostnames, ", "))
 			fmt.Fprintf(a.stdout, "Next: certportal user add --data %s --id ID --email ADDRESS, then certportal serve --data %s\n", a.dataDir, a.dataDir)
+			fmt.Fprintf(a.stdout, "For real use, first move the root key off this server: certportal ca root-key export --data %s --out FILE (see docs/deploy.md).\n", a.dataDir)
 			return nil
 		},
 	}
