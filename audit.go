@@ -29,6 +29,7 @@ const (
 	ActionCRLSigned       = "crl.signed"
 	ActionEmailChanged    = "email.changed"
 	ActionBackup          = "backup.created" // a backup holds the CA keys
+	ActionRootKeyExported = "ca.root_key_exported"
 )
 
 // AuditEvent is one record of the audit log. Records are appended, never

@@ -21,10 +21,11 @@ import (
 )
 
 // Authority is a loaded CA: the certificates of the hierarchy and the keys
-// of the root (for the root CRL), the issuing CAs (for user certificates,
-// their CRLs and OCSP) and, when present, the TLS intermediate (to renew
-// the portal's server certificate). It is safe for concurrent use once
-// loaded; set URL, Now and Rand before sharing it.
+// of the issuing CAs (for user certificates, their CRLs and OCSP) and, when
+// present, the TLS intermediate (to renew the portal's server certificate).
+// The root key is not loaded (see rootkey.go): only the commands that sign
+// with the root load it. It is safe for concurrent use once loaded; set
+// URL, Now and Rand before sharing it.
 type Authority struct {
 	// Root and TLSCA are the root and the TLS intermediate (root.crt,
 	// tls-ca.crt). Issuing is the current issuing CA, the newest one:
@@ -41,7 +42,8 @@ type Authority struct {
 	// Rand is the source of randomness; nil means crypto/rand.Reader.
 	Rand io.Reader
 
-	dir     string
+	dir string
+	// rootKey is nil unless LoadRootKey or UseRootKey set it.
 	rootKey crypto.Signer
 	// issuers holds the key and OCSP CertID hashes of each issuing CA,
 	// in the order of Issuers; tlsKey is nil when tls-ca.key is absent.
@@ -50,11 +52,16 @@ type Authority struct {
 
 	ocspMu    sync.Mutex
 	ocspCache map[ocspKey]*ocspEntry
+
+	rootCRLMu sync.Mutex
+	rootCRL   *rootCRLFile // the last root.crl read, see RootCRL
 }
 
 // Load loads the CA that Create wrote to dir. url is the base URL for user
 // certificates; when empty it is taken from the issuing CA's CRL
-// distribution point, i.e. the URL given to Create.
+// distribution point, i.e. the URL given to Create. It does not read
+// root.key, present or not: a portal that is broken into then finds no
+// root key in its memory, and one whose key was exported still loads.
 func Load(dir, url string) (*Authority, error) {
 	a := &Authority{dir: dir}
 	readCert := func(name string) (*x509.Certificate, error) {
@@ -94,9 +101,6 @@ func Load(dir, url string) (*Authority, error) {
 	}
 	if err := a.TLSCA.CheckSignatureFrom(a.Root); err != nil {
 		return nil, wrapError(certportal.Invalid, err, a.TLSCA.Subject.CommonName+" is not signed by the root "+a.Root.Subject.CommonName)
-	}
-	if a.rootKey, err = readKey(RootKeyFile, a.Root); err != nil {
-		return nil, err
 	}
 	if err := a.loadIssuers(readCert, readKey); err != nil {
 		return nil, err

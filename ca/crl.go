@@ -17,27 +17,34 @@ import (
 const CRLLifetime = 7 * 24 * time.Hour
 
 // SignCRL signs the CRL of an issuing CA (issuer is its common name; any of
-// Issuers, so an older CA keeps signing its CRL after a rollover) or of the
-// root (the root's common name). number is the CRL number, which the
-// caller keeps in the database so it is never reused. thisUpdate is now and
-// nextUpdate CRLLifetime later; a reason code is written only for reasons
-// other than none and unspecified (RFC 5280 section 5.3.1 asks to omit
-// unspecified). An unknown issuer is a NotFound error.
+// Issuers, so an older CA keeps signing its CRL after a rollover) or, when
+// the root key is loaded, of the root (the root's common name). number is
+// the CRL number, which the caller keeps in the database so it is never
+// reused. thisUpdate is now and nextUpdate CRLLifetime later; a reason code
+// is written only for reasons other than none and unspecified (RFC 5280
+// section 5.3.1 asks to omit unspecified). An unknown issuer is a NotFound
+// error. The root CRL that is published is signed by SignRootCRL.
 func (a *Authority) SignCRL(issuer string, number int64, revoked []certportal.Revocation) (der []byte, thisUpdate, nextUpdate time.Time, err error) {
-	var cert *x509.Certificate
-	var key crypto.Signer
 	if ic := a.issuerByCN(issuer); ic != nil {
-		cert, key = ic.cert, ic.key
-	} else if issuer == a.Root.Subject.CommonName {
-		cert, key = a.Root, a.rootKey
-	} else {
-		return nil, time.Time{}, time.Time{}, errorf(certportal.NotFound, "there is no CA named %q; the CAs are %s", issuer, strings.Join(a.caNames(), ", "))
+		return a.signCRL(ic.cert, ic.key, number, revoked, CRLLifetime)
 	}
+	if issuer == a.Root.Subject.CommonName {
+		if err := a.needRootKey("signing the root CRL"); err != nil {
+			return nil, time.Time{}, time.Time{}, err
+		}
+		return a.signCRL(a.Root, a.rootKey, number, revoked, CRLLifetime)
+	}
+	return nil, time.Time{}, time.Time{}, errorf(certportal.NotFound, "there is no CA named %q; the CAs are %s", issuer, strings.Join(a.caNames(), ", "))
+}
+
+// signCRL signs a CRL of cert with key, valid for lifetime from now.
+func (a *Authority) signCRL(cert *x509.Certificate, key crypto.Signer, number int64, revoked []certportal.Revocation, lifetime time.Duration) (der []byte, thisUpdate, nextUpdate time.Time, err error) {
+	issuer := cert.Subject.CommonName
 	if number < 0 {
 		return nil, time.Time{}, time.Time{}, errorf(certportal.Invalid, "the CRL number %d is negative", number)
 	}
 	thisUpdate = a.now().UTC().Truncate(time.Second)
-	nextUpdate = thisUpdate.Add(CRLLifetime)
+	nextUpdate = thisUpdate.Add(lifetime)
 	entries, ok := sortedEntries(revoked, thisUpdate)
 	if !ok {
 		if entries, err = anyEntries(revoked, thisUpdate); err != nil {

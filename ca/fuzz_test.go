@@ -1,10 +1,16 @@
 package ca_test
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/x509"
+	"encoding/base64"
+	"io"
 	"os"
+	"path/filepath"
 	"testing"
+
+	"filippo.io/age/armor"
 
 	"github.com/certportal/certportal"
 	"github.com/certportal/certportal/ca"
@@ -90,6 +96,52 @@ func FuzzVerifyClient(f *testing.F) {
 		var e *certportal.Error
 		if !errorsAs(err, &e) || e.Code != certportal.Forbidden || (e.Message != "unknown" && e.Message != "expired") {
 			t.Fatalf("VerifyClient error %#v", err)
+		}
+	})
+}
+
+// FuzzOpenRootKey feeds arbitrary files and passphrases to the parser of
+// the --root-key file, seeded with a real exported key (armored and
+// binary), damaged and hostile ones. It must never panic; it gives either
+// a key or an Invalid / Unauthorized error, never both or neither.
+func FuzzOpenRootKey(f *testing.F) {
+	ca.SetRootKeyWorkFactor(f, 10)
+	ca.SetMaxRootKeyWorkFactor(f, 12)
+	p := shared(f)
+	const pass = "correct horse battery"
+	plain := keyPEMBytes(f, loadKey(f, filepath.Join(p.Dir, ca.RootKeyFile)))
+	good, err := ca.SealRootKey(plain, pass)
+	if err != nil {
+		f.Fatal(err)
+	}
+	bin, err := io.ReadAll(armor.NewReader(bytes.NewReader(good)))
+	if err != nil {
+		f.Fatal(err)
+	}
+	notPEM, _ := ca.SealRootKey([]byte("hello"), pass)
+	salt := base64.RawStdEncoding.EncodeToString(make([]byte, 16))
+	for _, seed := range []struct {
+		data []byte
+		pass string
+	}{
+		{good, pass}, {bin, pass}, {good, "wrong passphrase"}, {good[:len(good)/2], pass},
+		{bin[:len(bin)-1], pass}, {notPEM, pass}, {plain, pass}, {nil, pass}, {good, ""},
+		{[]byte("age-encryption.org/v1\n-> scrypt " + salt + " 30\nAAAA\n--- " + salt + "\n"), pass},
+		{[]byte("-----BEGIN AGE ENCRYPTED FILE-----\n-----END AGE ENCRYPTED FILE-----\n"), pass},
+	} {
+		f.Add(seed.data, seed.pass)
+	}
+	f.Fuzz(func(t *testing.T, data []byte, passphrase string) {
+		key, err := ca.OpenRootKey(data, passphrase)
+		switch {
+		case err == nil && (key == nil || key.Public() == nil):
+			t.Fatal("no error and no key")
+		case err != nil && key != nil:
+			t.Fatalf("a key and an error: %v", err)
+		case err != nil:
+			if c := certportal.ErrorCodeOf(err); c != certportal.Invalid && c != certportal.Unauthorized {
+				t.Fatalf("error code %q: %v", c, err)
+			}
 		}
 	})
 }

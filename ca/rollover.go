@@ -179,8 +179,12 @@ type RolloverOptions struct {
 // the directory's lock, so two administrators cannot make the same number
 // twice). It does not change a: load the directory again to issue from the
 // new CA. The older CAs stay, to sign their CRLs and OCSP answers until
-// their last certificate expires.
+// their last certificate expires. The root signs the new CA: its key must
+// be loaded (LoadRootKey or UseRootKey).
 func (a *Authority) Rollover(opts RolloverOptions) (*x509.Certificate, error) {
+	if err := a.needRootKey("a rollover"); err != nil {
+		return nil, err
+	}
 	unlock, err := lockDir(a.dir)
 	if err != nil {
 		return nil, err
@@ -214,7 +218,10 @@ func (a *Authority) Rollover(opts RolloverOptions) (*x509.Certificate, error) {
 	name.CommonName = cn
 	name.Names, name.ExtraNames = nil, nil
 	tmpl := issuingTemplate(name, now, cur.Root, cur.URL)
-	cert, err := signCert(randOr(a.Rand), tmpl, cur.Root, key.Public(), cur.rootKey)
+	if !cur.Root.Equal(a.Root) {
+		return nil, errorf(certportal.Conflict, "the root in %s changed since it was loaded; run the command again", a.dir)
+	}
+	cert, err := signCert(randOr(a.Rand), tmpl, cur.Root, key.Public(), a.rootKey)
 	if err != nil {
 		return nil, err
 	}

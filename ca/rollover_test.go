@@ -117,6 +117,10 @@ func TestRolloverOldCAKeepsSigning(t *testing.T) {
 	p, a, old, leaf := rolledOver(t)
 	ica1, ica2 := a.Issuers[0], a.Issuers[1]
 	now := p.Clock.Now()
+	// The root signs its CRL only with its key loaded, as ca root-crl does.
+	if err := a.LoadRootKey(); err != nil {
+		t.Fatal(err)
+	}
 
 	// CRLs: each issuing CA signs its own.
 	for _, tt := range []struct {

@@ -157,3 +157,22 @@ func (c countingMailer) Send(ctx context.Context, msg certportal.Mail) error {
 	}
 	return err
 }
+
+// WatchRootCRL shows the time left until the root CRL's nextUpdate as the
+// gauge certportal_root_crl_expiry_seconds. The root CRL is signed by an
+// administrator with the offline root key, not by the portal, so a
+// dashboard or alert must say when that is due. nextUpdate is asked at
+// each scrape (the file may have been re-signed meanwhile); when it cannot
+// be read the gauge is 0, which an alert on "less than 30 days" catches too.
+func (m *Metrics) WatchRootCRL(nextUpdate func() (time.Time, error)) {
+	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "certportal_root_crl_expiry_seconds",
+		Help: "Seconds until the nextUpdate of the root CRL (DATA/ca/root.crl), negative once it has passed, 0 when it cannot be read. Re-sign it with certportal ca root-crl.",
+	}, func() float64 {
+		t, err := nextUpdate()
+		if err != nil {
+			return 0
+		}
+		return time.Until(t).Seconds()
+	}))
+}

@@ -68,3 +68,40 @@ func TestEventsAppearInTheScrape(t *testing.T) {
 		}
 	}
 }
+
+// TestRootCRLExpiry: the gauge reads nextUpdate at each scrape, so a root
+// CRL re-signed meanwhile shows at once; an unreadable one shows 0.
+func TestRootCRLExpiry(t *testing.T) {
+	m := New()
+	next, fail := time.Now().Add(48*time.Hour), false
+	m.WatchRootCRL(func() (time.Time, error) {
+		if fail {
+			return time.Time{}, errors.New("root.crl is missing")
+		}
+		return next, nil
+	})
+	value := func() float64 {
+		mfs, err := m.Registry.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == "certportal_root_crl_expiry_seconds" {
+				return mf.GetMetric()[0].GetGauge().GetValue()
+			}
+		}
+		t.Fatal("no certportal_root_crl_expiry_seconds in the scrape")
+		return 0
+	}
+	if v := value(); v < 47*3600 || v > 48*3600 {
+		t.Errorf("two days before nextUpdate the gauge says %v s", v)
+	}
+	next = time.Now().Add(-time.Hour)
+	if v := value(); v > -3599 || v < -3601 {
+		t.Errorf("an hour past nextUpdate the gauge says %v s, want about -3600", v)
+	}
+	fail = true
+	if v := value(); v != 0 {
+		t.Errorf("with the root CRL unreadable the gauge says %v, want 0", v)
+	}
+}

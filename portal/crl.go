@@ -97,12 +97,13 @@ func (s *Service) RunCRLSigner(ctx context.Context) {
 	}
 }
 
-// CRLIssuers lists the CAs whose CRLs are kept fresh: the root and every
+// CRLIssuers lists the CAs whose CRLs the portal keeps fresh: every
 // issuing CA that has not expired yet (after a rollover the older ones keep
 // publishing until their last certificate, which cannot outlive them, has
-// expired).
+// expired). The root's is not among them: it is signed by an administrator
+// with the root key (SignRootCRL), which the portal does not hold.
 func (s *Service) CRLIssuers() []string {
-	names := []string{s.CA.Root.Subject.CommonName}
+	var names []string
 	for _, c := range s.CA.Issuers {
 		if s.now().Before(c.NotAfter) {
 			names = append(names, c.Subject.CommonName)
@@ -146,9 +147,10 @@ func (s *Service) storedCRL(ctx context.Context, tx certportal.Tx, issuer string
 	return c, count, err
 }
 
-// CRL returns the current CRL of an issuer ("SOP-ICA1" or the root's CN):
-// the stored one if it lists every committed revocation and is less than a
-// day old, or else a new one, signed now.
+// CRL returns the current CRL of an issuer ("SOP-ICA1" or the root's CN).
+// For an issuing CA it is the stored one if it lists every committed
+// revocation and is less than a day old, or else a new one, signed now.
+// For the root it is the root CRL an administrator signed, DATA/ca/root.crl.
 func (s *Service) CRL(ctx context.Context, issuer string) ([]byte, error) {
 	if !s.knownIssuer(issuer) {
 		names := []string{s.CA.Root.Subject.CommonName}
@@ -156,6 +158,17 @@ func (s *Service) CRL(ctx context.Context, issuer string) ([]byte, error) {
 			names = append(names, c.Subject.CommonName)
 		}
 		return nil, certportal.Errorf(certportal.NotFound, "there is no CA named %q; the CAs are %s", issuer, strings.Join(names, ", "))
+	}
+	if issuer == s.CA.Root.Subject.CommonName {
+		crl, err := s.CA.RootCRL()
+		if certportal.ErrorCodeOf(err) == certportal.Invalid {
+			// A damaged root.crl is the server's fault, not the client's.
+			return nil, certportal.WrapError(certportal.Internal, err, certportal.ErrorMessage(err))
+		}
+		if err != nil {
+			return nil, err
+		}
+		return crl.DER, nil
 	}
 	var cur *certportal.CRL
 	var need int64 // the revocations committed before this call: all must be listed

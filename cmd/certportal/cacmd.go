@@ -60,7 +60,7 @@ func (a *app) caCommand() *cobra.Command {
 	}
 	a.dataFlags(show)
 	a.jsonFlag(show)
-	c.AddCommand(show, a.rolloverCommand())
+	c.AddCommand(show, a.rolloverCommand(), a.rootCRLCommand(), a.rootKeyCommand())
 	return c
 }
 

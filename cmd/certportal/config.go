@@ -52,6 +52,9 @@ type Config struct {
 	// mailed ([30, 7, 1]; [] for none).
 	RenewWindow  duration `json:"renew_window"`
 	ReminderDays []int    `json:"reminder_days"`
+	// RootCRLDays is the time from thisUpdate to nextUpdate of the root
+	// CRL that init, ca rollover and ca root-crl sign (365).
+	RootCRLDays int `json:"root_crl_days"`
 }
 
 // duration is a time.Duration written as "24h0m0s" in JSON.
@@ -100,7 +103,20 @@ func defaultConfig() Config {
 		RecoveriesPerDay: p.RecoveriesPerDay,
 		RenewWindow:      duration(p.RenewWindow),
 		ReminderDays:     p.ReminderDays,
+		RootCRLDays:      int(ca.DefaultRootCRLLifetime / (24 * time.Hour)),
 	}
+}
+
+// maxRootCRLDays: the root lives ten years, and a root CRL valid longer
+// than its root serves nobody.
+const maxRootCRLDays = 3653
+
+// rootCRLLifetime is root_crl_days as a duration, checked.
+func (c *Config) rootCRLLifetime() (time.Duration, error) {
+	if c.RootCRLDays < 1 || c.RootCRLDays > maxRootCRLDays {
+		return 0, certportal.Errorf(certportal.Invalid, "root_crl_days in %s is %d; give a number of days from 1 to %d (365 is usual)", configFile, c.RootCRLDays, maxRootCRLDays)
+	}
+	return time.Duration(c.RootCRLDays) * 24 * time.Hour, nil
 }
 
 // loadConfig reads DATA/config.json.

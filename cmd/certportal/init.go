@@ -42,6 +42,7 @@ func (a *app) initCommand() *cobra.Command {
 			fmt.Fprintf(a.stdout, "Created %s: root CA %s, issuing CA %s, TLS certificate for %s.\n",
 				a.dataDir, o.rootCN, o.issuingCN, strings.Join(cfg.Hostnames, ", "))
 			fmt.Fprintf(a.stdout, "Next: certportal user add --data %s --id ID --email ADDRESS, then certportal serve --data %s\n", a.dataDir, a.dataDir)
+			fmt.Fprintf(a.stdout, "For real use, first move the root key off this server: certportal ca root-key export --data %s --out FILE (see docs/deploy.md).\n", a.dataDir)
 			return nil
 		},
 	}
@@ -119,10 +120,22 @@ func (a *app) initData(ctx context.Context, o initOptions) (cfg *Config, err err
 		return nil, err
 	}
 	svc := portal.New(store, auth, nil, portal.Config{}, nil)
-	for _, issuer := range []string{auth.Root.Subject.CommonName, auth.Issuing.Subject.CommonName} {
-		if _, err = svc.CRL(ctx, issuer); err != nil {
-			return nil, err
-		}
+	// The root CRL, while the root key is still in DATA/ca: serve
+	// publishes it and never signs it (SPEC.md "Key custody").
+	lifetime, err := c.rootCRLLifetime()
+	if err != nil {
+		return nil, err
+	}
+	if err = auth.LoadRootKey(); err != nil {
+		return nil, err
+	}
+	_, err = svc.SignRootCRL(ctx, portal.Admin, lifetime)
+	auth.DropRootKey()
+	if err != nil {
+		return nil, err
+	}
+	if _, err = svc.CRL(ctx, auth.Issuing.Subject.CommonName); err != nil {
+		return nil, err
 	}
 	b, _ := json.MarshalIndent(c, "", "  ")
 	if err = writeFileAtomic(filepath.Join(dir, configFile), append(b, '\n'), 0o600); err != nil {

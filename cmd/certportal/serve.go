@@ -85,6 +85,10 @@ func (a *app) serve(ctx context.Context, o serveOptions, ready func(e *env, http
 		return err
 	}
 	defer e.Close()
+	// Without the root key (the root CRL is signed offline; see custody.go).
+	if err := a.checkRootCustody(ctx, e, log); err != nil {
+		return err
+	}
 	listen, httpListen := e.cfg.Listen, e.cfg.HTTPListen
 	if o.listen != "" {
 		listen = o.listen
@@ -102,6 +106,7 @@ func (a *app) serve(ctx context.Context, o serveOptions, ready func(e *env, http
 	var metricsSrv *http.Server
 	if o.metricsListen != "" {
 		m := metrics.New()
+		m.WatchRootCRL(e.rootCRLNextUpdate)
 		e.svc.Events = m
 		e.svc.Mailer = m.Mailer(e.svc.Mailer)
 		lnMetrics, err := net.Listen("tcp", o.metricsListen)
@@ -144,6 +149,8 @@ func (a *app) serve(ctx context.Context, o serveOptions, ready func(e *env, http
 	// Revocations no longer sign a CRL in their transaction; this re-signs
 	// soon after them, so the stored CRLs stay current between downloads.
 	go e.svc.RunCRLSigner(bg)
+	// The root CRL is re-signed by an administrator: warn when it is due.
+	go watchRootCRL(bg, e, log)
 	// SIGHUP reloads the TLS certificate files; the poll picks up changed
 	// files (a renewal by another replica, a new --tls-cert) by itself.
 	hup := make(chan os.Signal, 1)

@@ -52,10 +52,12 @@ type PKI struct {
 	InstallationID string
 }
 
-// New creates a CA in a fresh temporary directory and loads it. The clock
-// starts at the current time (to the second), so the certificates also
-// verify with outside tools such as openssl that use the real clock. Options
-// may change the ca.InitOptions before Create runs; Dir, Now are preset.
+// New creates a CA in a fresh temporary directory and loads it, with its
+// root key (as init and ca rollover have it) and a root CRL (number 1) in
+// root.crl, as init leaves the directory. The clock starts at the current
+// time (to the second), so the certificates also verify with outside tools
+// such as openssl that use the real clock. Options may change the
+// ca.InitOptions before Create runs; Dir, Now are preset.
 func New(t testing.TB, options ...func(*ca.InitOptions)) *PKI {
 	t.Helper()
 	clock := NewClock(time.Now().UTC().Truncate(time.Second))
@@ -73,5 +75,15 @@ func New(t testing.TB, options ...func(*ca.InitOptions)) *PKI {
 		t.Fatalf("testpki: loading the CA: %v", err)
 	}
 	a.Now = clock.Now
+	if err := a.LoadRootKey(); err != nil {
+		t.Fatalf("testpki: loading the root key: %v", err)
+	}
+	crl, err := a.SignRootCRL(1, nil, ca.DefaultRootCRLLifetime)
+	if err == nil {
+		err = a.SaveRootCRL(crl)
+	}
+	if err != nil {
+		t.Fatalf("testpki: signing the root CRL: %v", err)
+	}
 	return &PKI{Authority: a, Dir: opts.Dir, Clock: clock, InstallationID: id}
 }
