@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"net/netip"
 	"strings"
 	"time"
@@ -22,6 +23,10 @@ var (
 	ErrCertExpired     = errors.New("expired")
 	ErrCertUnknown     = errors.New("unknown")
 	ErrCertCancelled   = errors.New("cancelled")
+	// ErrCertForeign comes with ErrCertUnknown when the chain does not
+	// lead to this portal's CA (another CA's certificate), as opposed to
+	// one of ours that the database does not know.
+	ErrCertForeign = errors.New("not issued by this portal")
 )
 
 // Reasons an operation could not be done now, wrapped in *certportal.Error
@@ -243,7 +248,7 @@ func (s *Service) identify(ctx context.Context, chain []*x509.Certificate) (*cer
 		if certportal.ErrorMessage(err) == "expired" {
 			return nil, nil, forbidden(ErrCertExpired, "this certificate has expired")
 		}
-		return nil, nil, forbidden(ErrCertUnknown, "this certificate was not issued by this portal")
+		return nil, nil, forbidden(fmt.Errorf("%w: %w", ErrCertUnknown, ErrCertForeign), "this certificate was not issued by this portal")
 	}
 	return s.lookupCert(ctx, certportal.Fingerprint256(leaf.Raw))
 }

@@ -27,13 +27,14 @@ func describe(c *x509.Certificate) caInfo {
 // certificates after the account is cancelled.
 func (s *Server) handleAbout(w http.ResponseWriter, r *http.Request) {
 	var issuers []caInfo
-	for i := len(s.Svc.CA.Issuers) - 1; i >= 0; i-- {
-		issuers = append(issuers, describe(s.Svc.CA.Issuers[i]))
+	list := s.Svc.Issuers()
+	for i := len(list) - 1; i >= 0; i-- {
+		issuers = append(issuers, describe(list[i]))
 	}
 	s.page(w, r, http.StatusOK, "about", pageData{
 		Title:   "About the certificate",
-		Root:    describe(s.Svc.CA.Root),
-		Issuing: describe(s.Svc.CA.Issuing),
+		Root:    describe(s.Svc.Root()),
+		Issuing: describe(s.Svc.Issuing()),
 		Issuers: issuers,
 	})
 }

@@ -108,7 +108,7 @@ func profileIdentifier(root []byte, id string) string {
 // root on the About the certificate page. The UUIDs are random, as Apple
 // asks, so each download is a distinct profile with a stable identifier.
 func (s *Server) mobileconfig(id string, p12 []byte) ([]byte, error) {
-	root := s.Svc.CA.Root
+	root := s.Svc.Root()
 	rootCN := root.Subject.CommonName
 	ident := profileIdentifier(root.Raw, id)
 	var uuids [3]string

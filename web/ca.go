@@ -36,9 +36,9 @@ func (s *Server) handleCACert(get func() *x509.Certificate) http.HandlerFunc {
 // bundle.
 func (s *Server) handleChain(w http.ResponseWriter, r *http.Request) {
 	var buf bytes.Buffer
-	list := slices.Clone(s.Svc.CA.Issuers)
+	list := s.Svc.Issuers()
 	slices.Reverse(list)
-	for _, c := range append(list, s.Svc.CA.Root) {
+	for _, c := range append(list, s.Svc.Root()) {
 		_ = pem.Encode(&buf, &pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
 	}
 	w.Header().Set("Content-Type", "application/pem-certificate-chain")
@@ -55,13 +55,7 @@ func (s *Server) caByFile(file, ext string) *x509.Certificate {
 	if !ok {
 		return nil
 	}
-	if c := s.Svc.CA.IssuerByName(cn); c != nil {
-		return c
-	}
-	if cn == s.Svc.CA.Root.Subject.CommonName {
-		return s.Svc.CA.Root
-	}
-	return nil
+	return s.Svc.CAByName(cn)
 }
 
 // handleCAFile is GET /ca/{file} and GET /crl/{file}: a CA certificate or

@@ -1,11 +1,13 @@
 package web
 
 import (
+	"errors"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/certportal/certportal"
+	"github.com/certportal/certportal/portal"
 )
 
 // GET /check and GET /api/check: the page a user, or a help desk on the
@@ -72,8 +74,7 @@ func (s *Server) check(r *http.Request) (*checkResult, error) {
 		case reason == "unknown":
 			// Either another CA's certificate, or one of ours that the
 			// portal has no record of.
-			_, verr := s.Svc.CA.VerifyClient(chain)
-			res.Status, res.Chains = reason, verr == nil
+			res.Status, res.Chains = reason, !errors.Is(err, portal.ErrCertForeign)
 		case reason != "":
 			// Revoked, expired and cancelled certificates are ours: the
 			// chain verified (dates aside) before the lookup said so.
@@ -224,10 +225,10 @@ func certManager(res *checkResult) string {
 // SOP-ICA2" after a rollover) and the root's.
 func (s *Server) names() (issuers, root string) {
 	var cns []string
-	for _, c := range s.Svc.CA.Issuers {
+	for _, c := range s.Svc.Issuers() {
 		cns = append(cns, c.Subject.CommonName)
 	}
-	return strings.Join(cns, " or "), s.Svc.CA.Root.Subject.CommonName
+	return strings.Join(cns, " or "), s.Svc.Root().Subject.CommonName
 }
 
 // nextStep is the one thing to do now, for the status and the client.

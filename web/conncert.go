@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/certportal/certportal"
-	"github.com/certportal/certportal/ca"
 )
 
 // connVerdict remembers, for one TLS connection, the client certificate
@@ -23,7 +22,7 @@ import (
 type connVerdict struct {
 	mu    sync.Mutex
 	leaf  *x509.Certificate // verified, as presented on this connection
-	ca    *ca.Authority     // the authority that verified it
+	ca    any               // the authority that verified it
 	until time.Time         // the leaf's notAfter: the verdict ends with it
 }
 
@@ -48,21 +47,21 @@ type verifiedCerts struct {
 }
 
 type verifiedCert struct {
-	ca                  *ca.Authority
+	ca                  any
 	notBefore, notAfter time.Time
 }
 
 // verifiedMax bounds the cache: 64 bytes an entry, 4 MiB in all.
 const verifiedMax = 1 << 16
 
-func (v *verifiedCerts) has(fp [32]byte, auth *ca.Authority, now time.Time) bool {
+func (v *verifiedCerts) has(fp [32]byte, auth any, now time.Time) bool {
 	v.mu.Lock()
 	e, ok := v.m[fp]
 	v.mu.Unlock()
 	return ok && e.ca == auth && !now.Before(e.notBefore) && now.Before(e.notAfter)
 }
 
-func (v *verifiedCerts) add(fp [32]byte, auth *ca.Authority, leaf *x509.Certificate) {
+func (v *verifiedCerts) add(fp [32]byte, auth any, leaf *x509.Certificate) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if v.m == nil {
@@ -86,8 +85,8 @@ func (s *Server) certSignIn(r *http.Request) (*certportal.Account, *certportal.C
 	ctx := r.Context()
 	chain := peerChain(r)
 	leaf := chain[0]
-	now := s.Svc.Now()
-	auth := s.Svc.CA
+	now := s.Svc.Time()
+	auth := s.Svc.Trust()
 	v, _ := ctx.Value(connVerdictKey{}).(*connVerdict)
 	if v != nil {
 		v.mu.Lock()

@@ -96,11 +96,11 @@ func (s *Server) table() []route {
 		page("GET", "/healthz", s.handleHealth),
 		{Route: Route{Method: "GET", Path: "/static/"}, h: staticHandler().ServeHTTP},
 
-		ca("GET", "/ca/root.crt", s.handleCACert(func() *x509.Certificate { return s.Svc.CA.Root })),
-		ca("GET", "/ca/issuing.crt", s.handleCACert(func() *x509.Certificate { return s.Svc.CA.Issuing })),
+		ca("GET", "/ca/root.crt", s.handleCACert(func() *x509.Certificate { return s.Svc.Root() })),
+		ca("GET", "/ca/issuing.crt", s.handleCACert(func() *x509.Certificate { return s.Svc.Issuing() })),
 		ca("GET", "/ca/chain.pem", s.handleChain),
-		ca("GET", "/crl/issuing.crl", s.handleCRL(func() *x509.Certificate { return s.Svc.CA.Issuing })),
-		ca("GET", "/crl/root.crl", s.handleCRL(func() *x509.Certificate { return s.Svc.CA.Root })),
+		ca("GET", "/crl/issuing.crl", s.handleCRL(func() *x509.Certificate { return s.Svc.Issuing() })),
+		ca("GET", "/crl/root.crl", s.handleCRL(func() *x509.Certificate { return s.Svc.Root() })),
 		// Every CA by name, for certificates issued before a rollover.
 		ca("GET", "/ca/{file}", s.handleCAFile(".crt")),
 		ca("GET", "/crl/{file}", s.handleCAFile(".crl")),

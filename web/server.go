@@ -89,10 +89,10 @@ func (s *Server) TLSConfig(cert *tls.Certificate) *tls.Config {
 // no server name (those that connect to an IP address).
 func (s *Server) TLSConfigFrom(certs CertSource) *tls.Config {
 	pool := x509.NewCertPool()
-	for _, c := range s.Svc.CA.Issuers {
+	for _, c := range s.Svc.Issuers() {
 		pool.AddCert(c)
 	}
-	pool.AddCert(s.Svc.CA.Root)
+	pool.AddCert(s.Svc.Root())
 	return &tls.Config{
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return certs.Certificate(), nil },
 		ClientAuth:     tls.RequestClientCert,
@@ -322,7 +322,7 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	if err := s.Svc.Store.Ping(ctx); err != nil {
+	if err := s.Svc.Ping(ctx); err != nil {
 		s.Log.Warn("health check: database does not answer", "err", err)
 		w.WriteHeader(http.StatusServiceUnavailable)
 		_, _ = w.Write([]byte("database unavailable\n"))
