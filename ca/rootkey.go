@@ -14,6 +14,7 @@ import (
 	"filippo.io/age/armor"
 
 	"github.com/certportal/certportal"
+	"github.com/certportal/certportal/internal/atomicfile"
 )
 
 // Key custody (SPEC.md "Key custody"): Load never reads root.key, so the
@@ -179,38 +180,15 @@ func sealRootKey(plain []byte, passphrase string) ([]byte, error) {
 }
 
 // writeNewFile writes data to path, which must not exist, so that path
-// appears complete and synced or not at all: a temporary file in the same
-// directory is written and synced, then hard-linked to path (link, unlike
-// rename, refuses an existing target) and removed.
+// appears complete and synced or not at all, and an existing file is never
+// replaced.
 func writeNewFile(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return wrapError(certportal.Invalid, err, "could not write in "+filepath.Dir(path))
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	werr := f.Chmod(0o600)
-	if werr == nil {
-		_, werr = f.Write(data)
-	}
-	if werr == nil {
-		werr = f.Sync()
-	}
-	if cerr := f.Close(); werr == nil {
-		werr = cerr
-	}
-	if werr != nil {
-		return wrapError(certportal.Internal, werr, "could not write "+path)
-	}
-	if err := os.Link(tmp, path); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return errorf(certportal.Conflict, "%s exists; choose a new file name, an export never replaces a file", path)
-		}
+	err := atomicfile.WriteNew(path, data, 0o600)
+	switch {
+	case errors.Is(err, fs.ErrExist):
+		return errorf(certportal.Conflict, "%s exists; choose a new file name, an export never replaces a file", path)
+	case err != nil:
 		return wrapError(certportal.Internal, err, "could not write "+path)
-	}
-	if err := syncDir(filepath.Dir(path)); err != nil {
-		os.Remove(path)
-		return err
 	}
 	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/certportal/certportal"
+	"github.com/certportal/certportal/internal/atomicfile"
 	pkcs12 "software.sslmate.com/src/go-pkcs12"
 )
 
@@ -186,7 +187,7 @@ func TestConcurrentImport(t *testing.T) {
 		}
 	}
 	for _, line := range snapshot(t, job.Dir) {
-		if strings.Contains(line, tempPrefix) {
+		if strings.Contains(line, atomicfile.TempPrefix) {
 			t.Errorf("temporary file left behind: %s", line)
 		}
 	}

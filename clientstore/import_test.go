@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/certportal/certportal"
+	"github.com/certportal/certportal/internal/atomicfile"
 	pkcs12 "software.sslmate.com/src/go-pkcs12"
 )
 
@@ -131,7 +132,7 @@ func TestImportFilePermissions(t *testing.T) {
 		if info.Mode() != want {
 			t.Errorf("%s has mode %v, want %v", path, info.Mode(), want)
 		}
-		if strings.HasPrefix(info.Name(), tempPrefix) {
+		if strings.HasPrefix(info.Name(), atomicfile.TempPrefix) {
 			t.Errorf("temporary file %s left behind", path)
 		}
 		n++

@@ -26,9 +26,3 @@ func lockFileHandle(f *os.File, exclusive bool) error {
 func unlockFileHandle(f *os.File) {
 	unix.Flock(int(f.Fd()), unix.LOCK_UN)
 }
-
-// isSyncUnsupported reports whether fsync on a directory failed only because
-// the file system does not offer it.
-func isSyncUnsupported(err error) bool {
-	return errors.Is(err, syscall.EINVAL) || errors.Is(err, syscall.ENOTSUP)
-}

@@ -21,7 +21,3 @@ func unlockFileHandle(f *os.File) {
 	ol := new(windows.Overlapped)
 	windows.UnlockFileEx(windows.Handle(f.Fd()), 0, 1, 0, ol)
 }
-
-// isSyncUnsupported reports whether fsync on a directory failed only because
-// the file system does not offer it; Windows cannot flush a directory handle.
-func isSyncUnsupported(err error) bool { return true }

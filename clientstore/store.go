@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/certportal/certportal"
+	"github.com/certportal/certportal/internal/atomicfile"
 )
 
 // The names of the three stores, as the command line takes them.
@@ -42,10 +43,6 @@ var storeNames = []string{Personal, Intermediate, Root}
 
 // lockFile is the file that Store methods flock; it holds no data.
 const lockFile = ".lock"
-
-// tempPrefix starts the name of every file being written, so readers skip
-// half-written files and a crashed command leaves recognisable debris.
-const tempPrefix = ".tmp-"
 
 // Store is a store directory opened by Open. Its methods are safe to call
 // from several goroutines and processes at once: changes hold an exclusive
@@ -228,13 +225,13 @@ func (s *Store) list(names ...string) ([]Entry, error) {
 		}
 		keys := map[string]bool{}
 		for _, de := range des {
-			if n := de.Name(); strings.HasSuffix(n, ".key") && !strings.HasPrefix(n, tempPrefix) {
+			if n := de.Name(); strings.HasSuffix(n, ".key") && !strings.HasPrefix(n, atomicfile.TempPrefix) {
 				keys[strings.TrimSuffix(n, ".key")] = true
 			}
 		}
 		for _, de := range des {
 			n := de.Name()
-			if !de.Type().IsRegular() || strings.HasPrefix(n, tempPrefix) || !strings.HasSuffix(n, ".pem") {
+			if !de.Type().IsRegular() || strings.HasPrefix(n, atomicfile.TempPrefix) || !strings.HasSuffix(n, ".pem") {
 				continue
 			}
 			data, err := os.ReadFile(filepath.Join(dir, n))

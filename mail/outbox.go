@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/certportal/certportal"
+	"github.com/certportal/certportal/internal/atomicfile"
 )
 
 // Outbox delivers mail by writing each message as an RFC 5322 file (.eml)
@@ -36,10 +37,6 @@ type Outbox struct {
 
 var _ certportal.Mailer = (*Outbox)(nil)
 
-// tempPrefix starts the names of files being written. Readers that list
-// "*.eml" never pick them up, and a dot hides them from a plain ls.
-const tempPrefix = ".tmp-"
-
 // Send writes m into the outbox and returns once the file is durable on
 // disk (the file and its directory are synced).
 func (o *Outbox) Send(ctx context.Context, m certportal.Mail) error {
@@ -61,41 +58,15 @@ func (o *Outbox) Send(ctx context.Context, m certportal.Mail) error {
 	return o.write(c.id+".eml", buf.Bytes())
 }
 
-// write stores data as name in Dir atomically: temporary file, fsync,
-// rename, fsync of the directory (as age and mkcert write their keys).
-func (o *Outbox) write(name string, data []byte) (err error) {
+// write stores data as name in Dir atomically (internal/atomicfile).
+func (o *Outbox) write(name string, data []byte) error {
 	if o.Dir == "" {
 		return errorf(certportal.Internal, nil, "the outbox directory is not set")
 	}
 	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
 		return o.unwritable(err)
 	}
-	// CreateTemp makes the file 0600 and refuses to reuse an existing name.
-	f, err := os.CreateTemp(o.Dir, tempPrefix+"*")
-	if err != nil {
-		return o.unwritable(err)
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			_ = f.Close()
-			_ = os.Remove(tmp)
-		}
-	}()
-	if _, err = f.Write(data); err != nil {
-		return o.unwritable(err)
-	}
-	if err = f.Sync(); err != nil {
-		return o.unwritable(err)
-	}
-	if err = f.Close(); err != nil {
-		return o.unwritable(err)
-	}
-	if err = os.Rename(tmp, filepath.Join(o.Dir, name)); err != nil {
-		return o.unwritable(err)
-	}
-	// The rename is durable only once the directory entry is on disk.
-	if err = syncDir(o.Dir); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(o.Dir, name), data, 0o600); err != nil {
 		return o.unwritable(err)
 	}
 	return nil
@@ -110,17 +81,4 @@ func (o *Outbox) unwritable(err error) error {
 		msg += " (permission denied)"
 	}
 	return errorf(certportal.Unavailable, err, msg+"; check the outbox directory and try again")
-}
-
-// syncDir fsyncs a directory so a rename into it survives a crash.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	if err := d.Sync(); err != nil {
-		_ = d.Close()
-		return err
-	}
-	return d.Close()
 }

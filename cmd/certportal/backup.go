@@ -268,26 +268,17 @@ func writeFailed(out string, err error) error {
 	return certportal.Errorf(certportal.Unavailable, "writing %s failed (%v); check the free space there", out, pathError(err))
 }
 
-// placeFile renames tmp to out. Without force it links instead, which
-// fails when out exists: a file that appeared meanwhile is never replaced.
+// placeFile moves the finished tmp to out. Without force a file that
+// appeared meanwhile is never replaced.
 func placeFile(tmp, out string, force bool) error {
-	if !force {
-		err := os.Link(tmp, out)
-		if errors.Is(err, fs.ErrExist) {
-			return certportal.Errorf(certportal.Conflict, "%s exists; choose another name, or add --force to replace it", out)
-		}
-		if err == nil {
-			return atomicfile.SyncDir(filepath.Dir(out))
-		}
-		// No hard links on this file system: check, then rename.
-		if _, serr := os.Lstat(out); serr == nil {
-			return certportal.Errorf(certportal.Conflict, "%s exists; choose another name, or add --force to replace it", out)
-		}
-	}
-	if err := os.Rename(tmp, out); err != nil {
+	err := atomicfile.Place(tmp, out, force)
+	switch {
+	case errors.Is(err, fs.ErrExist):
+		return certportal.Errorf(certportal.Conflict, "%s exists; choose another name, or add --force to replace it", out)
+	case err != nil:
 		return writeFailed(out, err)
 	}
-	return atomicfile.SyncDir(filepath.Dir(out))
+	return nil
 }
 
 func (m *backupManifest) describeDB() string {

@@ -1,0 +1,6 @@
+//go:build windows
+
+package atomicfile
+
+// syncUnsupported: Windows cannot flush a directory handle.
+func syncUnsupported(error) bool { return true }
