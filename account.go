@@ -64,7 +64,7 @@ func ValidateID(id string) error {
 		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' ||
 			r == '.' || r == '_' || r == '@' || r == '-'
 		if !ok {
-			return Errorf(Invalid, "the user ID %q may contain only letters A-Z, digits and . _ @ -", id)
+			return Errorf(Invalid, "the user ID %q may contain only letters A-Z and a-z, digits and . _ @ -", id)
 		}
 	}
 	return nil

@@ -212,11 +212,11 @@ const userLifetimeYears = 1
 // certificate keeps pointing at its own issuer after a rollover, when
 // /crl/issuing.crl and /ca/issuing.crt have moved on to the next CA.
 func (a *Authority) Issue(req LeafRequest) (*x509.Certificate, crypto.Signer, error) {
-	if err := checkUserID(req.ID); err != nil {
+	if err := certportal.ValidateID(req.ID); err != nil {
 		return nil, nil, err
 	}
 	if req.Email != "" {
-		if err := checkEmail(req.Email); err != nil {
+		if err := certportal.ValidateEmail(req.Email); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -248,39 +248,6 @@ func (a *Authority) Issue(req LeafRequest) (*x509.Certificate, crypto.Signer, er
 		return nil, nil, err
 	}
 	return cert, key, nil
-}
-
-// checkUserID applies the user ID rule of SPEC.md: 1-64 characters of
-// A-Z a-z 0-9 . _ @ -.
-func checkUserID(id string) error {
-	ok := id != "" && len(id) <= 64
-	for _, r := range id {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("._@-", r)) {
-			ok = false
-		}
-	}
-	if !ok {
-		return errorf(certportal.Invalid, "the user ID %q is not valid: use 1-64 letters, digits and . _ @ -", id)
-	}
-	return nil
-}
-
-// checkEmail accepts an ASCII address local@domain, as an rfc822Name SAN
-// requires (IA5String; internationalised addresses need SmtpUTF8Mailbox,
-// which clients barely support).
-func checkEmail(email string) error {
-	local, domain, ok := strings.Cut(email, "@")
-	ok = ok && local != "" && domain != "" && len(email) <= 254 && !strings.Contains(domain, "@") &&
-		!strings.HasPrefix(domain, ".") && !strings.HasSuffix(domain, ".") && !strings.Contains(domain, "..")
-	for _, r := range email {
-		if r <= ' ' || r >= 0x7f || strings.ContainsRune("<>()[]\\,;:\"", r) {
-			ok = false
-		}
-	}
-	if !ok {
-		return errorf(certportal.Invalid, "the e-mail address %q cannot go into a certificate: use a plain ASCII address such as name@example.com", email)
-	}
-	return nil
 }
 
 // PKCS12Iterations is the PBKDF2 (modern) and PKCS#12 KDF (legacy) iteration

@@ -91,6 +91,8 @@ func TestIssueRequest(t *testing.T) {
 		{ID: "bob", Email: "bób@example.com"},
 		{ID: "bob", Email: "no-at-sign"},
 		{ID: "bob", Email: "a@b@c"},
+		{ID: "bob", Email: "a..b@example.com"}, // the account's rule, which the CA shares
+		{ID: "bob", Email: "ab@example..com"},
 		{ID: "bob", KeyType: "dsa"},
 	} {
 		if _, _, err := p.Issue(req); certportal.ErrorCodeOf(err) != certportal.Invalid {
