@@ -179,3 +179,19 @@ func (s *Service) SetEmail(ctx context.Context, a Actor, id, email string) (*cer
 	s.notify(ctx, acc.ID, NoticeEmailChanged(email, acc.ID, old, email))
 	return acc, nil
 }
+
+// Record appends one audit record in its own transaction, for what an
+// administrator does outside the service's operations (a backup, a root
+// key export), with the service's clock.
+func (s *Service) Record(ctx context.Context, a Actor, account, action, detail string) error {
+	return s.Store.Update(ctx, func(tx certportal.Tx) error {
+		return s.audit(ctx, tx, a, account, action, detail)
+	})
+}
+
+// Sweep deletes what has expired for good: sessions past their absolute
+// expiry (an idle one is refused at its next use and swept later).
+func (s *Service) Sweep(ctx context.Context) error {
+	now := s.now()
+	return s.Store.Update(ctx, func(tx certportal.Tx) error { return tx.DeleteExpiredSessions(ctx, now) })
+}

@@ -134,12 +134,8 @@ func (a *app) exportRootKey(ctx context.Context, out, passFile string) error {
 	if err != nil {
 		abs = out
 	}
-	err = e.store.Update(ctx, func(tx certportal.Tx) error {
-		return tx.AppendAudit(ctx, &certportal.AuditEvent{
-			Time: time.Now().UTC(), Actor: "admin", Action: certportal.ActionRootKeyExported,
-			Detail: "root key exported, encrypted, to " + abs + " and removed from DATA/ca", Remote: "cli",
-		})
-	})
+	err = e.svc.Record(ctx, portal.Admin, "", certportal.ActionRootKeyExported,
+		"root key exported, encrypted, to "+abs+" and removed from DATA/ca")
 	if err != nil {
 		return certportal.WrapError(certportal.Unavailable, err, "the root key was exported to "+out+" and removed from DATA/ca, but recording it in the audit log failed")
 	}

@@ -230,7 +230,7 @@ func (a *app) housekeeping(ctx context.Context, e *env, log *slog.Logger) {
 				log.Warn("CRL refresh failed", "issuer", issuer, "err", err)
 			}
 		}
-		if err := e.store.Update(ctx, func(tx certportal.Tx) error { return tx.DeleteExpiredSessions(ctx, time.Now()) }); err != nil && ctx.Err() == nil {
+		if err := e.svc.Sweep(ctx); err != nil && ctx.Err() == nil {
 			log.Warn("session clean-up failed", "err", err)
 		}
 		if n, err := e.svc.SendReminders(ctx); err != nil && ctx.Err() == nil {
