@@ -51,23 +51,36 @@ func (s *Service) events() Events {
 	return s.Events
 }
 
-// outcomeOf names the outcome of a sign-in for SignIn.
-func outcomeOf(err error) string {
-	reasons := []struct {
-		err  error
-		name string
-	}{
-		{ErrCertRevoked, "revoked"}, {ErrCertExpired, "expired"}, {ErrCertUnknown, "unknown"},
-		{ErrCertCancelled, "cancelled"}, {ErrCancelled, "cancelled"},
-		{ErrUseCertificate, "use_certificate"}, {ErrPasswordExpired, "password_expired"},
-	}
-	if err == nil {
-		return "ok"
-	}
+// reasons are the refusals the service names, with the word programs see
+// (metrics, /api/* answers): each a sentinel its errors wrap.
+var reasons = []struct {
+	err  error
+	name string
+}{
+	{ErrCertRevoked, "revoked"}, {ErrCertExpired, "expired"}, {ErrCertUnknown, "unknown"},
+	{ErrCertCancelled, "cancelled"}, {ErrCancelled, "cancelled"},
+	{ErrUseCertificate, "use_certificate"}, {ErrPasswordExpired, "password_expired"},
+}
+
+// Reason names the refusal err carries ("revoked", "expired", "unknown",
+// "cancelled", "use_certificate", "password_expired"), or "" for another
+// error.
+func Reason(err error) string {
 	for _, r := range reasons {
 		if errors.Is(err, r.err) {
 			return r.name
 		}
+	}
+	return ""
+}
+
+// outcomeOf names the outcome of a sign-in for SignIn.
+func outcomeOf(err error) string {
+	if err == nil {
+		return "ok"
+	}
+	if r := Reason(err); r != "" {
+		return r
 	}
 	switch certportal.ErrorCodeOf(err) {
 	case certportal.Unauthorized, certportal.Locked:

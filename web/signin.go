@@ -3,7 +3,6 @@ package web
 import (
 	"crypto/x509"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"strings"
 
@@ -122,21 +121,6 @@ func (s *Server) renderHome(w http.ResponseWriter, r *http.Request, si *signedIn
 	s.page(w, r, code, "home", d)
 }
 
-// certReason names why a presented certificate was refused, in the words
-// /api/whoami answers with.
-func certReason(err error) string {
-	switch {
-	case errors.Is(err, portal.ErrCertRevoked):
-		return "revoked"
-	case errors.Is(err, portal.ErrCertExpired):
-		return "expired"
-	case errors.Is(err, portal.ErrCertCancelled):
-		return "cancelled"
-	case errors.Is(err, portal.ErrCertUnknown):
-		return "unknown"
-	}
-	return ""
-}
 
 // certRefused answers GET / for a certificate that cannot sign in: a 403
 // page that says why and leads to recovery, never a TLS error.
@@ -147,26 +131,12 @@ func (s *Server) certRefused(w http.ResponseWriter, r *http.Request, err error) 
 		return
 	}
 	s.Log.Info("certificate sign-in refused", "reason", reason, "remote", remoteAddr(r))
-	d := pageData{Links: []link{recoverLink, {"/login", "Login with ID and password"}}}
-	switch reason {
-	case "revoked":
-		d.Title = "Your certificate has been revoked"
-		d.Message = "The certificate your browser presented has been revoked, so it can no longer be used to sign in. Change the sign-in method to get a new temporary password, then get a new certificate."
-	case "expired":
-		d.Title = "Your certificate has expired"
-		d.Message = "The certificate your browser presented has expired. Change the sign-in method to get a new temporary password, then get a new certificate."
-	case "cancelled":
-		d.Title = "This account has been cancelled"
-		d.Message = "The account of the certificate your browser presented has been cancelled, so it can no longer sign in. You can remove its certificates from this computer."
-		// Recovery cannot help a cancelled account; removing the
-		// certificates is what is left to do.
-		d.Links = []link{{"/about/certificate#remove", "How to remove the certificates"}}
-	default:
-		d.Title = "This certificate cannot sign in"
-		d.Message = "The certificate your browser presented was not issued by this portal, or is no longer the current certificate of its account. Choose another certificate when the browser asks (restart the browser to be asked again), or change the sign-in method."
-	}
-	d.Links = append(d.Links, link{"/check", "Check this certificate"})
-	s.page(w, r, http.StatusForbidden, "message", d)
+	s.refuse(w, r, refusalOf(err))
+}
+
+// refuse shows the page of a refusal (403).
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, rf *refusal) {
+	s.page(w, r, http.StatusForbidden, "message", pageData{Title: rf.title, Message: rf.message, Links: rf.links})
 }
 
 func (s *Server) handleLoginForm(w http.ResponseWriter, r *http.Request) {
@@ -203,27 +173,11 @@ func (s *Server) signInFailed(w http.ResponseWriter, r *http.Request, form, id s
 	if form == "recover" {
 		title = "Change Sign in Method"
 	}
-	switch {
+	switch rf := refusalOf(err); {
 	case certportal.ErrorCodeOf(err) == certportal.Unauthorized:
 		s.page(w, r, http.StatusUnauthorized, form, pageData{Title: title, Error: msgBadCredentials, ID: strings.TrimSpace(id)})
-	case errors.Is(err, portal.ErrUseCertificate):
-		s.page(w, r, http.StatusForbidden, "message", pageData{
-			Title:   "Please sign in with your certificate",
-			Message: "This account signs in with its certificate, not with a password. Open the portal in the browser where your certificate is installed. If you have lost your certificate or it has been revoked, change the sign-in method first.",
-			Links:   []link{recoverLink},
-		})
-	case errors.Is(err, portal.ErrPasswordExpired):
-		s.page(w, r, http.StatusForbidden, "message", pageData{
-			Title:   "Your temporary password has expired",
-			Message: "Temporary passwords are valid for a limited time. Ask for a new one: enter your ID and this password on the page below, and a new temporary password will be e-mailed to you.",
-			Links:   []link{recoverLink},
-		})
-	case errors.Is(err, portal.ErrCancelled):
-		s.page(w, r, http.StatusForbidden, "message", pageData{
-			Title:   "This account has been cancelled",
-			Message: "This account has been cancelled, so it can no longer sign in. If you think this is a mistake, contact your administrator. You can remove the portal's certificates from this computer.",
-			Links:   []link{{"/about/certificate#remove", "How to remove the certificates"}},
-		})
+	case rf != nil:
+		s.refuse(w, r, rf)
 	default:
 		s.fail(w, r, err, link{"/" + form, "Back to " + title})
 	}
