@@ -263,30 +263,48 @@ type ocspEntry struct {
 // issuer gets the "unauthorized" response (RFC 6960 section 2.3). The
 // returned bytes may be shared with the cache: callers must not modify them.
 func (a *Authority) OCSPResponse(req *OCSPRequest, st OCSPStatus) ([]byte, error) {
+	ans, err := a.OCSPAnswer(req, st)
+	return ans.DER, err
+}
+
+// OCSPAnswer is a signed OCSP response with what an HTTP cache needs to
+// know of it.
+type OCSPAnswer struct {
+	DER []byte
+	// Cacheable is set for a successful response to a request without a
+	// nonce: the same for every client until the status changes, so a
+	// cache may keep it (RFC 5019), but never past NextUpdate.
+	Cacheable              bool
+	ThisUpdate, NextUpdate time.Time
+}
+
+// OCSPAnswer is OCSPResponse with the response's times.
+func (a *Authority) OCSPAnswer(req *OCSPRequest, st OCSPStatus) (OCSPAnswer, error) {
 	if req == nil || !req.KnownIssuer || req.Serial == nil {
-		return ocsp.UnauthorizedErrorResponse, nil
+		return OCSPAnswer{DER: ocsp.UnauthorizedErrorResponse}, nil
 	}
 	ic := a.current()
 	if req.Issuer != "" {
 		if ic = a.issuerByCN(req.Issuer); ic == nil {
-			return ocsp.UnauthorizedErrorResponse, nil
+			return OCSPAnswer{DER: ocsp.UnauthorizedErrorResponse}, nil
 		}
 	}
 	st = normalizeStatus(st)
 	now := a.now().UTC().Truncate(time.Second)
 	if req.Nonce != nil {
-		return a.signOCSP(ic, req, st, now)
+		der, err := a.signOCSP(ic, req, st, now)
+		return OCSPAnswer{DER: der, ThisUpdate: now, NextUpdate: now.Add(OCSPLifetime)}, err
 	}
 	key := ocspKey{ic.cert.Subject.CommonName, req.HashAlgorithm, string(req.Serial.Bytes())}
 	a.ocspMu.Lock()
 	e := a.ocspCache[key]
 	a.ocspMu.Unlock()
 	if e != nil && e.status == st && !now.Before(e.thisUpdate) && now.Sub(e.thisUpdate) < OCSPLifetime*3/4 {
-		return e.der, nil
+		return OCSPAnswer{DER: e.der, Cacheable: true, ThisUpdate: e.thisUpdate, NextUpdate: e.thisUpdate.Add(OCSPLifetime)}, nil
 	}
 	der, err := a.signOCSP(ic, req, st, now)
 	if err != nil {
-		return nil, err
+		return OCSPAnswer{}, err
 	}
 	a.ocspMu.Lock()
 	defer a.ocspMu.Unlock()
@@ -300,7 +318,7 @@ func (a *Authority) OCSPResponse(req *OCSPRequest, st OCSPStatus) ([]byte, error
 		}
 	}
 	a.ocspCache[key] = &ocspEntry{status: st, der: der, thisUpdate: now}
-	return der, nil
+	return OCSPAnswer{DER: der, Cacheable: true, ThisUpdate: now, NextUpdate: now.Add(OCSPLifetime)}, nil
 }
 
 // normalizeStatus makes equal statuses compare equal: times in UTC to the

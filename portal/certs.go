@@ -249,10 +249,10 @@ func (s *Service) CurrentCertificate(ctx context.Context, id string) (*certporta
 // OCSP answers an OCSP request (DER) for one of the issuing CAs (the one
 // the request's CertID names), looking the status up in the database on
 // every request.
-func (s *Service) OCSP(ctx context.Context, der []byte) ([]byte, error) {
+func (s *Service) OCSP(ctx context.Context, der []byte) (ca.OCSPAnswer, error) {
 	req, err := s.CA.ParseOCSPRequest(der)
 	if err != nil {
-		return nil, err
+		return ca.OCSPAnswer{}, err
 	}
 	st := ca.OCSPStatus{}
 	s.events().OCSPRequest(req.Nonce == nil)
@@ -278,8 +278,8 @@ func (s *Service) OCSP(ctx context.Context, der []byte) ([]byte, error) {
 			return nil
 		})
 		if err != nil {
-			return nil, err
+			return ca.OCSPAnswer{}, err
 		}
 	}
-	return s.CA.OCSPResponse(req, st)
+	return s.CA.OCSPAnswer(req, st)
 }

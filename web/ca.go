@@ -2,19 +2,25 @@ package web
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/crypto/ocsp"
 
 	"github.com/certportal/certportal"
+	"github.com/certportal/certportal/ca"
 )
 
 // handleCACert serves one CA certificate as DER (application/pkix-cert,
@@ -166,10 +172,14 @@ func decodeOCSPPath(escaped string) ([]byte, bool) {
 // the status travel inside the OCSP response; a database failure gets
 // tryLater with 503.
 func (s *Server) ocsp(w http.ResponseWriter, r *http.Request, der []byte) {
-	resp, err := s.Svc.OCSP(r.Context(), der)
+	ans, err := s.Svc.OCSP(r.Context(), der)
 	switch code := certportal.ErrorCodeOf(err); code {
 	case "":
-		s.writeOCSP(w, r, http.StatusOK, resp)
+		if r.Method != http.MethodPost && ans.Cacheable {
+			s.cacheOCSP(w, r, ans)
+			return
+		}
+		s.writeOCSP(w, r, http.StatusOK, ans.DER)
 	case certportal.Invalid:
 		s.writeOCSP(w, r, http.StatusOK, ocsp.MalformedRequestErrorResponse)
 	case certportal.Unavailable:
@@ -178,6 +188,40 @@ func (s *Server) ocsp(w http.ResponseWriter, r *http.Request, der []byte) {
 	default:
 		s.Log.Error("OCSP request failed", "err", err)
 		s.writeOCSP(w, r, http.StatusInternalServerError, ocsp.InternalErrorErrorResponse)
+	}
+}
+
+// ocspMaxAge bounds how long a cache may keep an OCSP GET answer: a
+// revocation reaches a client behind a cache within this time, and no
+// answer is kept past its nextUpdate.
+const ocspMaxAge = time.Hour
+
+// cacheOCSP answers an OCSP GET whose response is the same for everyone
+// (no nonce) so that HTTP caches and CDNs can serve it (RFC 5019 section
+// 6): max-age up to nextUpdate, an ETag of the response, Last-Modified its
+// thisUpdate, and 304 for a client that has it already.
+func (s *Server) cacheOCSP(w http.ResponseWriter, r *http.Request, ans ca.OCSPAnswer) {
+	sum := sha256.Sum256(ans.DER)
+	etag := `"` + hex.EncodeToString(sum[:16]) + `"`
+	age := min(ans.NextUpdate.Sub(s.Svc.Time()), ocspMaxAge)
+	h := w.Header()
+	h.Set("ETag", etag)
+	h.Set("Last-Modified", ans.ThisUpdate.UTC().Format(http.TimeFormat))
+	if age <= 0 {
+		h.Set("Cache-Control", "no-cache")
+	} else {
+		h.Set("Cache-Control", fmt.Sprintf("max-age=%d, public, no-transform, must-revalidate", int(age/time.Second)))
+		h.Set("Expires", s.Svc.Time().Add(age).UTC().Format(http.TimeFormat))
+	}
+	if match := r.Header.Get("If-None-Match"); match != "" && (match == etag || match == "*") {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	h.Set("Content-Type", "application/ocsp-response")
+	h.Set("Content-Length", strconv.Itoa(len(ans.DER)))
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(ans.DER)
 	}
 }
 

@@ -121,7 +121,6 @@ func (s *Server) renderHome(w http.ResponseWriter, r *http.Request, si *signedIn
 	s.page(w, r, code, "home", d)
 }
 
-
 // certRefused answers GET / for a certificate that cannot sign in: a 403
 // page that says why and leads to recovery, never a TLS error.
 func (s *Server) certRefused(w http.ResponseWriter, r *http.Request, err error) {
