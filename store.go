@@ -20,6 +20,12 @@ type Store interface {
 	Update(ctx context.Context, fn func(Tx) error) error
 	// View runs fn in a read-only transaction.
 	View(ctx context.Context, fn func(Tx) error) error
+	// Lookup reads what the per-request certificate check needs, the
+	// certificate with this SHA-256 fingerprint and its account, in one
+	// statement outside any transaction (one round trip; the statement
+	// sees one committed state, so a revocation or cancellation committed
+	// before the call is seen). NotFound when no certificate has it.
+	Lookup(ctx context.Context, fingerprint string) (*Certificate, *Account, error)
 	// Ping reports whether the database answers.
 	Ping(ctx context.Context) error
 	Close() error

@@ -262,17 +262,9 @@ func (s *Service) lookupCert(ctx context.Context, fp string) (_ *certportal.Acco
 			s.events().RevocationCheck("signin", err == nil)
 		}
 	}()
-	var acc *certportal.Account
-	var c *certportal.Certificate
-	err = s.Store.View(ctx, func(tx certportal.Tx) error {
-		var err error
-		c, err = tx.CertificateBySHA256(ctx, fp)
-		if err != nil {
-			return err
-		}
-		acc, err = tx.Account(ctx, c.AccountID)
-		return err
-	})
+	// One statement, one round trip: this runs on every request that
+	// presents a certificate.
+	c, acc, err := s.Store.Lookup(ctx, fp)
 	switch {
 	case certportal.ErrorCodeOf(err) == certportal.NotFound:
 		return nil, nil, forbidden(ErrCertUnknown, "this certificate is not known to this portal")

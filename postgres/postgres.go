@@ -343,6 +343,23 @@ func (db *DB) Ping(ctx context.Context) error {
 	}
 }
 
+// Lookup is the hot path's read: one statement on the pool, outside any
+// transaction (no BEGIN or COMMIT round trips); pgx prepares it once per
+// connection and reuses it. The statement sees one committed state.
+func (db *DB) Lookup(ctx context.Context, fingerprint string) (*certportal.Certificate, *certportal.Account, error) {
+	if db.closed.Load() {
+		return nil, nil, errClosed
+	}
+	var cr certRow
+	var ar accountRow
+	err := db.pool.QueryRow(ctx, lookupQuery, strings.ToUpper(fingerprint)).Scan(append(cr.dest(), ar.dest()...)...)
+	if err != nil {
+		db.lostConnection(ctx, err)
+		return nil, nil, mapError(err, "the certificate is not one this portal issued", "")
+	}
+	return cr.cert(), ar.account(), nil
+}
+
 // Close closes every connection of the pool.
 func (db *DB) Close() error {
 	if db.closed.Swap(true) {

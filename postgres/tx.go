@@ -56,16 +56,29 @@ func notFoundIfNone(n int64, message string) error {
 
 const accountCols = `id, email, password_hash, password_expires, method, status, created, updated`
 
+// accountRow receives the columns accountCols names.
+type accountRow struct {
+	a                     certportal.Account
+	exp, created, updated *time.Time
+	method, status        string
+}
+
+func (r *accountRow) dest() []any {
+	return []any{&r.a.ID, &r.a.Email, &r.a.PasswordHash, &r.exp, &r.method, &r.status, &r.created, &r.updated}
+}
+
+func (r *accountRow) account() *certportal.Account {
+	r.a.PasswordExpires, r.a.Created, r.a.Updated = fromTS(r.exp), fromTS(r.created), fromTS(r.updated)
+	r.a.Method, r.a.Status = certportal.SignInMethod(r.method), certportal.AccountStatus(r.status)
+	return &r.a
+}
+
 func scanAccount(s pgx.Row) (*certportal.Account, error) {
-	var a certportal.Account
-	var exp, created, updated *time.Time
-	var method, status string
-	if err := s.Scan(&a.ID, &a.Email, &a.PasswordHash, &exp, &method, &status, &created, &updated); err != nil {
+	var r accountRow
+	if err := s.Scan(r.dest()...); err != nil {
 		return nil, err
 	}
-	a.PasswordExpires, a.Created, a.Updated = fromTS(exp), fromTS(created), fromTS(updated)
-	a.Method, a.Status = certportal.SignInMethod(method), certportal.AccountStatus(status)
-	return &a, nil
+	return r.account(), nil
 }
 
 // CreateAccount adds an account; Conflict when its ID is taken in any case.
@@ -141,18 +154,36 @@ func (t *tx) ListAccounts(ctx context.Context) ([]certportal.Account, error) {
 const certCols = `c.serial, a.id, c.issuer, c.not_before, c.not_after, c.thumbprint, c.sha256, c.der,
 	c.issued, c.revoked, c.reason FROM certificates c JOIN accounts a ON a.id_key = c.account`
 
+// certRow receives the columns certCols names.
+type certRow struct {
+	c                       certportal.Certificate
+	nb, na, issued, revoked *time.Time
+	reason                  int32
+}
+
+func (r *certRow) dest() []any {
+	return []any{&r.c.Serial, &r.c.AccountID, &r.c.Issuer, &r.nb, &r.na, &r.c.Thumbprint, &r.c.SHA256, &r.c.DER,
+		&r.issued, &r.revoked, &r.reason}
+}
+
+func (r *certRow) cert() *certportal.Certificate {
+	r.c.NotBefore, r.c.NotAfter, r.c.Issued, r.c.Revoked = fromTS(r.nb), fromTS(r.na), fromTS(r.issued), fromTS(r.revoked)
+	r.c.Reason = certportal.RevocationReason(r.reason)
+	return &r.c
+}
+
 func scanCert(s pgx.Row) (*certportal.Certificate, error) {
-	var c certportal.Certificate
-	var nb, na, issued, revoked *time.Time
-	var reason int32
-	if err := s.Scan(&c.Serial, &c.AccountID, &c.Issuer, &nb, &na, &c.Thumbprint, &c.SHA256, &c.DER,
-		&issued, &revoked, &reason); err != nil {
+	var r certRow
+	if err := s.Scan(r.dest()...); err != nil {
 		return nil, err
 	}
-	c.NotBefore, c.NotAfter, c.Issued, c.Revoked = fromTS(nb), fromTS(na), fromTS(issued), fromTS(revoked)
-	c.Reason = certportal.RevocationReason(reason)
-	return &c, nil
+	return r.cert(), nil
 }
+
+// lookupQuery is Lookup's one statement: certCols and the account's.
+var lookupQuery = `SELECT ` + strings.Replace(certCols, " FROM ",
+	", a.id, a.email, a.password_hash, a.password_expires, a.method, a.status, a.created, a.updated FROM ", 1) +
+	` WHERE c.sha256 = $1`
 
 // InsertCertificate records a certificate. Conflict for an existing serial
 // or fingerprint, or a second valid certificate of one account; NotFound

@@ -232,6 +232,29 @@ func (db *DB) run(ctx context.Context, pool *sql.DB, stmts *stmtCache, readOnly 
 }
 
 // Ping reports whether the database answers (Unavailable when not).
+// Lookup is the hot path's read: one prepared statement on a read
+// connection, without BEGIN and COMMIT (SQLite runs a lone statement in a
+// transaction of its own, which sees one committed state).
+func (db *DB) Lookup(ctx context.Context, fingerprint string) (*certportal.Certificate, *certportal.Account, error) {
+	if db.closed.Load() {
+		return nil, nil, errClosed
+	}
+	stmt, ok := db.readStmts.lookup(lookupQuery)
+	if !ok {
+		var err error
+		if stmt, err = db.readStmts.prepare(ctx, lookupQuery); err != nil {
+			return nil, nil, mapError(err, "", "")
+		}
+	}
+	var cr certRow
+	var ar accountRow
+	err := stmt.QueryRowContext(ctx, strings.ToUpper(fingerprint)).Scan(append(cr.dest(), ar.dest()...)...)
+	if err != nil {
+		return nil, nil, mapError(err, "the certificate is not one this portal issued", "")
+	}
+	return cr.cert(), ar.account(), nil
+}
+
 func (db *DB) Ping(ctx context.Context) error {
 	if db.closed.Load() {
 		return errClosed

@@ -25,6 +25,7 @@ import (
 //     rest from another issuer).
 func Bench(b *testing.B, open func(b *testing.B) certportal.Store) {
 	b.Run("CertificateBySHA256", func(b *testing.B) { benchLookup(b, open(b)) })
+	b.Run("Lookup", func(b *testing.B) { benchStoreLookup(b, open(b)) })
 	b.Run("UpdateIssue", func(b *testing.B) { benchUpdateIssue(b, open(b)) })
 	b.Run("Revocations", func(b *testing.B) { benchRevocations(b, open(b)) })
 }
@@ -151,4 +152,35 @@ func benchRevocations(b *testing.B, s certportal.Store) {
 			b.Fatalf("%d revocations, want %d", len(got), n/2)
 		}
 	}
+}
+
+// benchStoreLookup measures Store.Lookup, the per-request check's one
+// statement, serially and from parallel goroutines.
+func benchStoreLookup(b *testing.B, s certportal.Store) {
+	sums := fill(b, s, 10000)
+	ctx := context.Background()
+	lookup := func(sum string) {
+		c, a, err := s.Lookup(ctx, sum)
+		if err == nil && (c.SHA256 != sum || a.ID != c.AccountID) {
+			err = fmt.Errorf("found %s of %s for %s", c.SHA256, a.ID, sum)
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Run("serial", func(b *testing.B) {
+		i := 0
+		for b.Loop() {
+			lookup(sums[i%len(sums)])
+			i++
+		}
+	})
+	b.Run("parallel", func(b *testing.B) {
+		var next atomic.Int64
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				lookup(sums[next.Add(1)%int64(len(sums))])
+			}
+		})
+	})
 }

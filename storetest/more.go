@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -487,4 +489,54 @@ func CheckIssueAudit(t *testing.T, events []certportal.AuditEvent, accounts, iss
 	if len(events) != issues+issues-accounts+accounts {
 		t.Errorf("%d audit records, want %d", len(events), 2*issues)
 	}
+}
+
+// testLookup: Lookup returns what a View of the certificate and its
+// account returns, sees a revocation and a cancellation at once, and is
+// NotFound for an unknown fingerprint.
+func testLookup(t *testing.T, s certportal.Store) {
+	ctx := context.Background()
+	c := NewCert("Lena", "SOP-ICA1", base)
+	update(t, s, func(tx certportal.Tx) error {
+		if err := tx.CreateAccount(ctx, newAccount("Lena")); err != nil {
+			return err
+		}
+		return tx.InsertCertificate(ctx, c)
+	})
+	var want *certportal.Certificate
+	var wantAcc *certportal.Account
+	view(t, s, func(tx certportal.Tx) error {
+		var err error
+		if want, err = tx.CertificateBySHA256(ctx, c.SHA256); err != nil {
+			return err
+		}
+		wantAcc, err = tx.Account(ctx, "lena")
+		return err
+	})
+	got, acc, err := s.Lookup(ctx, strings.ToLower(c.SHA256))
+	if err != nil {
+		t.Fatalf("Lookup: %v", err)
+	}
+	if !reflect.DeepEqual(got, want) || !reflect.DeepEqual(acc, wantAcc) {
+		t.Errorf("Lookup = %+v, %+v\nwant %+v, %+v", got, acc, want, wantAcc)
+	}
+	update(t, s, func(tx certportal.Tx) error {
+		return tx.RevokeCertificate(ctx, c.Serial, base, certportal.ReasonKeyCompromise)
+	})
+	if got, _, err := s.Lookup(ctx, c.SHA256); err != nil || !got.IsRevoked() || got.Reason != certportal.ReasonKeyCompromise {
+		t.Errorf("Lookup after a revocation: %+v, %v", got, err)
+	}
+	update(t, s, func(tx certportal.Tx) error {
+		a, err := tx.LockAccount(ctx, "lena")
+		if err != nil {
+			return err
+		}
+		a.Status = certportal.StatusCancelled
+		return tx.UpdateAccount(ctx, a)
+	})
+	if _, acc, err := s.Lookup(ctx, c.SHA256); err != nil || acc.Status != certportal.StatusCancelled {
+		t.Errorf("Lookup after a cancellation: %+v, %v", acc, err)
+	}
+	_, _, err = s.Lookup(ctx, certportal.Fingerprint256([]byte("nothing")))
+	wantCode(t, "Lookup(unknown)", err, certportal.NotFound)
 }

@@ -30,6 +30,7 @@ func Run(t *testing.T, open func(t *testing.T) certportal.Store) {
 		{"Accounts", testAccounts},
 		{"AccountConflicts", testAccountConflicts},
 		{"Certificates", testCertificates},
+		{"Lookup", testLookup},
 		{"CertificateErrors", testCertificateErrors},
 		{"OneValidCertificate", testOneValidCertificate},
 		{"Revocations", testRevocations},
