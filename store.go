@@ -26,6 +26,12 @@ type Store interface {
 	// sees one committed state, so a revocation or cancellation committed
 	// before the call is seen). NotFound when no certificate has it.
 	Lookup(ctx context.Context, fingerprint string) (*Certificate, *Account, error)
+	// LookupSession reads, in one statement outside any transaction, a
+	// session (by its hashed ID), its account and, for a session bound to
+	// a certificate, that certificate's status (Serial, AccountID,
+	// NotAfter, Revoked and Reason are set; nil when the certificate is
+	// gone). NotFound for an unknown session.
+	LookupSession(ctx context.Context, id string) (*Session, *Account, *Certificate, error)
 	// Ping reports whether the database answers.
 	Ping(ctx context.Context) error
 	Close() error

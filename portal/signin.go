@@ -339,27 +339,9 @@ func (s *Service) Session(ctx context.Context, token string) (*certportal.Sessio
 	}
 	id := tokenID(token)
 	now := s.now()
-	var sess *certportal.Session
-	var acc *certportal.Account
-	var cert *certportal.Certificate // the certificate a session is bound to
-	// One read transaction for the session, its account and its
+	// One statement for the session, its account and the status of its
 	// certificate: this runs on every request of a signed-in browser.
-	err := s.Store.View(ctx, func(tx certportal.Tx) error {
-		var err error
-		if sess, err = tx.Session(ctx, id); err != nil {
-			return err
-		}
-		if acc, err = tx.Account(ctx, sess.AccountID); err != nil {
-			return err
-		}
-		if sess.CertSerial != "" {
-			cert, err = tx.Certificate(ctx, sess.CertSerial)
-			if certportal.ErrorCodeOf(err) == certportal.NotFound {
-				cert, err = nil, nil // its certificate is gone: the session ends below
-			}
-		}
-		return err
-	})
+	sess, acc, cert, err := s.Store.LookupSession(ctx, id)
 	if certportal.ErrorCodeOf(err) == certportal.NotFound {
 		return nil, nil, certportal.Errorf(certportal.Unauthorized, "not signed in")
 	}

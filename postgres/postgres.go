@@ -360,6 +360,24 @@ func (db *DB) Lookup(ctx context.Context, fingerprint string) (*certportal.Certi
 	return cr.cert(), ar.account(), nil
 }
 
+// LookupSession is the signed-in request's read: one statement on the
+// pool, like Lookup.
+func (db *DB) LookupSession(ctx context.Context, id string) (*certportal.Session, *certportal.Account, *certportal.Certificate, error) {
+	if db.closed.Load() {
+		return nil, nil, nil, errClosed
+	}
+	var sr sessionRow
+	var ar accountRow
+	var cr certStatusRow
+	err := db.pool.QueryRow(ctx, lookupSessionQuery, id).Scan(append(append(sr.dest(), ar.dest()...), cr.dest()...)...)
+	if err != nil {
+		db.lostConnection(ctx, err)
+		return nil, nil, nil, mapError(err, "the session has ended; sign in again", "")
+	}
+	sess := sr.session()
+	return sess, ar.account(), cr.cert(sess), nil
+}
+
 // Close closes every connection of the pool.
 func (db *DB) Close() error {
 	if db.closed.Swap(true) {

@@ -255,6 +255,30 @@ func (db *DB) Lookup(ctx context.Context, fingerprint string) (*certportal.Certi
 	return cr.cert(), ar.account(), nil
 }
 
+// LookupSession is the signed-in request's read: one prepared statement
+// on a read connection, like Lookup.
+func (db *DB) LookupSession(ctx context.Context, id string) (*certportal.Session, *certportal.Account, *certportal.Certificate, error) {
+	if db.closed.Load() {
+		return nil, nil, nil, errClosed
+	}
+	stmt, ok := db.readStmts.lookup(lookupSessionQuery)
+	if !ok {
+		var err error
+		if stmt, err = db.readStmts.prepare(ctx, lookupSessionQuery); err != nil {
+			return nil, nil, nil, mapError(err, "", "")
+		}
+	}
+	var sr sessionRow
+	var ar accountRow
+	var cr certStatusRow
+	err := stmt.QueryRowContext(ctx, id).Scan(append(append(sr.dest(), ar.dest()...), cr.dest()...)...)
+	if err != nil {
+		return nil, nil, nil, mapError(err, "the session has ended; sign in again", "")
+	}
+	sess := sr.session()
+	return sess, ar.account(), cr.cert(sess), nil
+}
+
 func (db *DB) Ping(ctx context.Context) error {
 	if db.closed.Load() {
 		return errClosed

@@ -20,6 +20,51 @@ func errf(code certportal.ErrorCode, format string, args ...any) error {
 const sessionCols = `s.id, a.id, s.cert_serial, s.remote, s.created, s.last_seen, s.expires
 	FROM sessions s JOIN accounts a ON a.id_key = s.account`
 
+// lookupSessionQuery is LookupSession's one statement: the session, its
+// account, and the status of the certificate it is bound to, if any.
+var lookupSessionQuery = `SELECT s.id, a.id, s.cert_serial, s.remote, s.created, s.last_seen, s.expires,
+	a.id, a.email, a.password_hash, a.password_expires, a.method, a.status, a.created, a.updated,
+	c.serial IS NOT NULL, c.not_after, c.revoked, c.reason
+	FROM sessions s JOIN accounts a ON a.id_key = s.account
+	LEFT JOIN certificates c ON s.cert_serial <> '' AND c.serial = s.cert_serial
+	WHERE s.id = ?`
+
+// sessionRow receives the session columns of lookupSessionQuery.
+type sessionRow struct {
+	s                      certportal.Session
+	created, seen, expires sql.NullInt64
+}
+
+func (r *sessionRow) dest() []any {
+	return []any{&r.s.ID, &r.s.AccountID, &r.s.CertSerial, &r.s.Remote, &r.created, &r.seen, &r.expires}
+}
+
+func (r *sessionRow) session() *certportal.Session {
+	r.s.Created, r.s.LastSeen, r.s.Expires = fromMicros(r.created), fromMicros(r.seen), fromMicros(r.expires)
+	return &r.s
+}
+
+// certStatusRow receives the certificate columns of lookupSessionQuery.
+type certStatusRow struct {
+	found             bool
+	notAfter, revoked sql.NullInt64
+	reason            sql.NullInt64
+}
+
+func (r *certStatusRow) dest() []any { return []any{&r.found, &r.notAfter, &r.revoked, &r.reason} }
+
+// cert is the bound certificate's status, nil when there is none.
+func (r *certStatusRow) cert(sess *certportal.Session) *certportal.Certificate {
+	if !r.found {
+		return nil
+	}
+	c := &certportal.Certificate{Serial: sess.CertSerial, AccountID: sess.AccountID, NotAfter: fromMicros(r.notAfter), Revoked: fromMicros(r.revoked)}
+	if r.reason.Valid {
+		c.Reason = certportal.RevocationReason(r.reason.Int64)
+	}
+	return c
+}
+
 // CreateSession records a session; NotFound for an unknown account.
 func (t *tx) CreateSession(ctx context.Context, s *certportal.Session) error {
 	_, err := t.exec(ctx, `INSERT INTO sessions (id, account, cert_serial, remote, created, last_seen, expires)
