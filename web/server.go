@@ -236,7 +236,15 @@ func statusOf(err error) int {
 // client went away is not the database's fault and is logged as such.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error, links ...link) {
 	if r.Context().Err() != nil {
-		s.Log.Debug("client went away", "path", r.URL.Path, "err", err)
+		// The client closed the connection (or its sending side, as
+		// simple clients do) before the answer was ready: the request
+		// was cancelled, nothing failed.
+		s.Log.Debug("request cancelled by the client", "path", r.URL.Path, "err", err)
+		if isAPI(r) {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "cancelled",
+				"message": "the request was cancelled by the client before the portal answered it"})
+			return
+		}
 		w.WriteHeader(http.StatusServiceUnavailable)
 		return
 	}
