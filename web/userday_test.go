@@ -1,6 +1,7 @@
 package web_test
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/url"
@@ -10,6 +11,7 @@ import (
 	"golang.org/x/text/unicode/norm"
 
 	"github.com/certportal/certportal"
+	"github.com/certportal/certportal/portal"
 )
 
 // TestSignOutHolds: a browser that keeps presenting its certificate is not
@@ -183,5 +185,26 @@ func TestPlainHTTPToTheHTTPSPort(t *testing.T) {
 	r.Body.Close()
 	if r.StatusCode != http.StatusNotFound || !strings.Contains(string(b), `href="https://localhost:8443/"`) {
 		t.Errorf("plain-HTTP listener's /: %d, want 404 with a link to the HTTPS portal:\n%.500s", r.StatusCode, b)
+	}
+}
+
+// TestCancelledAccountPassword: a cancelled account's wrong password gets
+// the 401 every wrong password gets; only the right one learns, with 403,
+// that the account is cancelled — on /login and on /recover.
+func TestCancelledAccountPassword(t *testing.T) {
+	e := newEnv(t)
+	e.addUser("vera", "vera@example.com", "vera password 1")
+	if err := e.svc.CancelUser(context.Background(), portal.Admin, "vera"); err != nil {
+		t.Fatal(err)
+	}
+	c := e.client(nil)
+	for _, path := range []string{"/login", "/recover"} {
+		if r := e.post(c, path, url.Values{"id": {"vera"}, "password": {"not vera's password"}}); r.StatusCode != http.StatusUnauthorized || strings.Contains(r.body, "cancelled") {
+			t.Errorf("%s, cancelled account, wrong password: %d, want the plain 401", path, r.StatusCode)
+		}
+		r := e.post(c, path, url.Values{"id": {"vera"}, "password": {"vera password 1"}})
+		if r.StatusCode != http.StatusForbidden || !strings.Contains(r.body, "This account has been cancelled") {
+			t.Errorf("%s, cancelled account, right password: %d, want 403 saying it is cancelled:\n%.400s", path, r.StatusCode, r.body)
+		}
 	}
 }
