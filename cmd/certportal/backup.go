@@ -130,21 +130,10 @@ func sqlitePath(dir, dsn string) (string, bool) {
 	return p, true
 }
 
-func (a *app) backup(ctx context.Context, out, passFile string, force bool) (err error) {
-	cfg, err := loadConfig(a.dataDir)
+func (a *app) backup(ctx context.Context, out, passFile string, force bool) error {
+	dsn, dbPath, isSQLite, err := a.backupSource()
 	if err != nil {
 		return err
-	}
-	dsn := cfg.DB
-	if a.dbURL != "" {
-		dsn = a.dbURL
-	}
-	if err := checkSecretFreeURL("--db", dsn, "PGPASSWORD or ~/.pgpass"); err != nil {
-		return err
-	}
-	dbPath, isSQLite := sqlitePath(a.dataDir, dsn)
-	if !isSQLite && !strings.HasPrefix(dsn, "postgres://") && !strings.HasPrefix(dsn, "postgresql://") {
-		return certportal.Errorf(certportal.Invalid, "the database %q is not supported; use sqlite:PATH or postgres://...", dsn)
 	}
 	if fi, err := os.Stat(out); err == nil {
 		if fi.IsDir() {
@@ -154,18 +143,10 @@ func (a *app) backup(ctx context.Context, out, passFile string, force bool) (err
 			return certportal.Errorf(certportal.Conflict, "%s exists; choose another name, or add --force to replace it", out)
 		}
 	}
-	pass, err := a.readPassphrase(passFile, true)
+	recipient, err := a.backupRecipient(passFile)
 	if err != nil {
 		return err
 	}
-	if utf8.RuneCountInString(pass) < minBackupPassphrase {
-		return certportal.Errorf(certportal.Invalid, "the passphrase must have at least %d characters: the backup holds the CA's private keys", minBackupPassphrase)
-	}
-	recipient, err := age.NewScryptRecipient(pass)
-	if err != nil {
-		return certportal.WrapError(certportal.Invalid, err, "the passphrase cannot be used")
-	}
-
 	outDir := filepath.Dir(out)
 	// The snapshot holds password hashes: it goes into a private (0700)
 	// directory next to the output, which must have room for it anyway.
@@ -174,27 +155,90 @@ func (a *app) backup(ctx context.Context, out, passFile string, force bool) (err
 		return certportal.Errorf(certportal.Unavailable, "cannot write in %s: %v", outDir, pathError(err))
 	}
 	defer os.RemoveAll(work)
-
 	m := &backupManifest{Format: backupFormat, Created: time.Now().UTC(), Version: buildVersion(), Database: "postgres"}
 	snapshot := ""
 	if isSQLite {
-		m.Database = "sqlite"
-		db, err := sqlite.Open(ctx, dbPath, false)
-		if err != nil {
+		if snapshot, err = m.snapshotSQLite(ctx, dbPath, work); err != nil {
 			return err
 		}
-		defer db.Close()
-		if m.Schema, err = db.SchemaVersion(ctx); err != nil {
-			return err
-		}
-		snapshot = filepath.Join(work, backupDBName)
-		if err := db.Snapshot(ctx, snapshot); err != nil {
-			return err
-		}
-		db.Close()
 	}
+	if err := a.writeBackup(out, force, recipient, m, snapshot); err != nil {
+		return err
+	}
+	// A backup carries the CA's private keys out of DATA/ca: that is a
+	// security event, recorded after the file is in place (so it is not in
+	// the snapshot itself).
+	if err := auditBackup(ctx, a.dataDir, dsn, out); err != nil {
+		return certportal.WrapError(certportal.Unavailable, err, "the backup "+out+" was written, but recording it in the audit log failed")
+	}
+	a.reportBackup(out, m, isSQLite, dsn)
+	return nil
+}
 
-	f, err := os.CreateTemp(outDir, "."+filepath.Base(out)+".tmp-*")
+// backupSource returns the database a backup reads: its DSN, and the
+// SQLite file when it is one. A DSN with a password or of another kind is
+// refused.
+func (a *app) backupSource() (dsn, dbPath string, isSQLite bool, err error) {
+	cfg, err := loadConfig(a.dataDir)
+	if err != nil {
+		return "", "", false, err
+	}
+	dsn = cfg.DB
+	if a.dbURL != "" {
+		dsn = a.dbURL
+	}
+	if err := checkSecretFreeURL("--db", dsn, "PGPASSWORD or ~/.pgpass"); err != nil {
+		return "", "", false, err
+	}
+	dbPath, isSQLite = sqlitePath(a.dataDir, dsn)
+	if !isSQLite && !strings.HasPrefix(dsn, "postgres://") && !strings.HasPrefix(dsn, "postgresql://") {
+		return "", "", false, certportal.Errorf(certportal.Invalid, "the database %q is not supported; use sqlite:PATH or postgres://...", dsn)
+	}
+	return dsn, dbPath, isSQLite, nil
+}
+
+// backupRecipient reads the passphrase (twice on a terminal) and returns
+// the age recipient it makes.
+func (a *app) backupRecipient(passFile string) (age.Recipient, error) {
+	pass, err := a.readPassphrase(passFile, true)
+	if err != nil {
+		return nil, err
+	}
+	if utf8.RuneCountInString(pass) < minBackupPassphrase {
+		return nil, certportal.Errorf(certportal.Invalid, "the passphrase must have at least %d characters: the backup holds the CA's private keys", minBackupPassphrase)
+	}
+	recipient, err := age.NewScryptRecipient(pass)
+	if err != nil {
+		return nil, certportal.WrapError(certportal.Invalid, err, "the passphrase cannot be used")
+	}
+	return recipient, nil
+}
+
+// snapshotSQLite writes a consistent copy of the SQLite database into work
+// and records its schema in m.
+func (m *backupManifest) snapshotSQLite(ctx context.Context, dbPath, work string) (string, error) {
+	m.Database = "sqlite"
+	db, err := sqlite.Open(ctx, dbPath, false)
+	if err != nil {
+		return "", err
+	}
+	defer db.Close()
+	if m.Schema, err = db.SchemaVersion(ctx); err != nil {
+		return "", err
+	}
+	snapshot := filepath.Join(work, backupDBName)
+	if err := db.Snapshot(ctx, snapshot); err != nil {
+		return "", err
+	}
+	return snapshot, nil
+}
+
+// writeBackup writes the encrypted archive (the snapshot, DATA/ca, the
+// config and the manifest) to a private temporary file beside out, synced,
+// and puts it into place.
+func (a *app) writeBackup(out string, force bool, recipient age.Recipient, m *backupManifest, snapshot string) error {
+	outDir := filepath.Dir(out)
+	f, err := os.CreateTemp(outDir, atomicfile.TempPrefix+filepath.Base(out)+"-*")
 	if err != nil {
 		return certportal.Errorf(certportal.Unavailable, "cannot write in %s: %v", outDir, pathError(err))
 	}
@@ -225,24 +269,16 @@ func (a *app) backup(ctx context.Context, out, passFile string, force bool) (err
 	if err := m.close(tw); err != nil {
 		return err
 	}
-	if err := enc.Close(); err != nil {
-		return writeFailed(out, err)
+	for _, step := range []func() error{enc.Close, f.Sync, f.Close} {
+		if err := step(); err != nil {
+			return writeFailed(out, err)
+		}
 	}
-	if err := f.Sync(); err != nil {
-		return writeFailed(out, err)
-	}
-	if err := f.Close(); err != nil {
-		return writeFailed(out, err)
-	}
-	if err := placeFile(tmp, out, force); err != nil {
-		return err
-	}
-	// A backup carries the CA's private keys out of DATA/ca: that is a
-	// security event, recorded after the file is in place (so it is not in
-	// the snapshot itself).
-	if err := auditBackup(ctx, a.dataDir, dsn, out); err != nil {
-		return certportal.WrapError(certportal.Unavailable, err, "the backup "+out+" was written, but recording it in the audit log failed")
-	}
+	return placeFile(tmp, out, force)
+}
+
+// reportBackup tells what was written, and for PostgreSQL what else to do.
+func (a *app) reportBackup(out string, m *backupManifest, isSQLite bool, dsn string) {
 	var size int64
 	if fi, err := os.Stat(out); err == nil {
 		size = fi.Size()
@@ -256,7 +292,6 @@ func (a *app) backup(ctx context.Context, out, passFile string, force bool) (err
 			pgDumpName(out), dsn)
 	}
 	fmt.Fprintf(a.stdout, "Keep the file and the passphrase apart. Restore with: certportal restore --in %s --data NEW-DIR\n", out)
-	return nil
 }
 
 // pgDumpName suggests the name of the pg_dump file that goes with a backup.
