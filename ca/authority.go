@@ -11,6 +11,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -295,11 +296,13 @@ func pkcs12Encoder(legacy bool) *pkcs12.Encoder {
 // first). The leaf must chain to the issuing CA and the root (any other
 // certificates the client sent are ignored; any of the issuing CAs will
 // do, so certificates from before a rollover still sign in), be valid at a.Now() and carry
-// EKU clientAuth. Failures are Forbidden errors whose Message is "expired"
-// for a leaf of this CA outside its validity, and "unknown" otherwise.
+// EKU clientAuth, literally: a leaf without an EKU extension, or with only
+// anyExtendedKeyUsage, is refused (crypto/x509 would accept both). Failures
+// are Forbidden errors whose cause is ErrExpired for a leaf of this CA
+// outside its validity, and ErrNotOurs otherwise.
 func (a *Authority) VerifyClient(chain []*x509.Certificate) (*x509.Certificate, error) {
-	unknown := errorf(certportal.Forbidden, "unknown")
-	if len(chain) == 0 || chain[0] == nil {
+	unknown := &certportal.Error{Code: certportal.Forbidden, Op: "ca", Message: "unknown", Err: ErrNotOurs}
+	if len(chain) == 0 || chain[0] == nil || !slices.Contains(chain[0].ExtKeyUsage, x509.ExtKeyUsageClientAuth) {
 		return nil, unknown
 	}
 	leaf := chain[0]
@@ -318,12 +321,21 @@ func (a *Authority) VerifyClient(chain []*x509.Certificate) (*x509.Certificate, 
 				}
 			}
 			if a.verifyLeaf(leaf, t) == nil {
-				return nil, errorf(certportal.Forbidden, "expired")
+				return nil, &certportal.Error{Code: certportal.Forbidden, Op: "ca", Message: "expired", Err: ErrExpired}
 			}
 		}
 	}
 	return nil, unknown
 }
+
+// Why VerifyClient refused a chain, for errors.Is.
+var (
+	// ErrExpired: a certificate of this CA, outside its validity.
+	ErrExpired = errors.New("certificate expired or not yet valid")
+	// ErrNotOurs: not a client certificate of this CA (another CA's, a
+	// broken chain, or no EKU clientAuth).
+	ErrNotOurs = errors.New("not a client certificate of this CA")
+)
 
 // verifyLeaf verifies leaf against exactly one of the issuing CAs -> root
 // at time t.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/certportal/certportal"
+	"github.com/certportal/certportal/ca"
 )
 
 // Reasons a sign-in is refused after the credentials were checked. They are
@@ -245,7 +246,7 @@ func (s *Service) CertSignIn(ctx context.Context, chain []*x509.Certificate) (ac
 func (s *Service) identify(ctx context.Context, chain []*x509.Certificate) (*certportal.Account, *certportal.Certificate, error) {
 	leaf, err := s.CA.VerifyClient(chain)
 	if err != nil {
-		if certportal.ErrorMessage(err) == "expired" {
+		if errors.Is(err, ca.ErrExpired) {
 			return nil, nil, forbidden(ErrCertExpired, "this certificate has expired")
 		}
 		return nil, nil, forbidden(fmt.Errorf("%w: %w", ErrCertUnknown, ErrCertForeign), "this certificate was not issued by this portal")
