@@ -43,7 +43,7 @@ func newBenchPortal(b testing.TB) *benchPortal {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	svc := portal.New(db, pki.Authority, &certmail.Outbox{Dir: filepath.Join(dir, "outbox")}, portal.Config{}, log)
 	svc.Now = pki.Clock.Now
-	ws := web.New(svc, log, []string{"localhost"})
+	ws := web.New(svc, log)
 	scert, err := pki.ServerCertificate()
 	if err != nil {
 		b.Fatal(err)

@@ -36,7 +36,7 @@ func fuzzPortal(tb testing.TB) (*portal.Service, http.Handler, *testpki.PKI) {
 	log := slog.New(slog.DiscardHandler)
 	svc := portal.New(db, pki.Authority, &certmail.Outbox{Dir: filepath.Join(dir, "outbox")}, portal.Config{}, log)
 	svc.Now = pki.Clock.Now
-	return svc, web.New(svc, log, []string{"localhost"}).Handler(), pki
+	return svc, web.New(svc, log).Handler(), pki
 }
 
 func serve(h http.Handler, r *http.Request) *httptest.ResponseRecorder {

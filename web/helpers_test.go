@@ -65,7 +65,7 @@ func newEnv(t *testing.T) *env {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	e.svc = portal.New(db, e.pki.Authority, &certmail.Outbox{Dir: e.outbox}, portal.Config{}, log)
 	e.svc.Now = e.pki.Clock.Now
-	e.web = web.New(e.svc, log, []string{"localhost", "127.0.0.1"})
+	e.web = web.New(e.svc, log)
 
 	cert, err := e.pki.ServerCertificate()
 	if err != nil {

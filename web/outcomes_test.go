@@ -2,7 +2,6 @@ package web_test
 
 import (
 	"context"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -12,7 +11,6 @@ import (
 
 	"github.com/certportal/certportal"
 	"github.com/certportal/certportal/portal"
-	"github.com/certportal/certportal/web"
 )
 
 // TestPasswordOutcomes: the same 401 for unknown and wrong, lockout after
@@ -279,20 +277,19 @@ func TestHeaders(t *testing.T) {
 		t.Errorf("healthz: %d %q", r.StatusCode, r.body)
 	}
 
-	for _, tc := range []struct {
-		hosts []string
-		hsts  bool
-	}{
-		{[]string{"portal.example.com"}, true},
-		{[]string{"portal.example.com", "localhost"}, false},
-		{[]string{"portal.example.com", "10.0.0.1"}, false},
-		{[]string{"::1"}, false},
+	// HSTS is decided per request, by the host name it was sent to: one
+	// installation answers its real name with HSTS and its IP without.
+	for host, hsts := range map[string]bool{
+		"portal.example.com": true, "portal.example.com:8443": true, "PORTAL.example.com.": true,
+		"localhost": false, "localhost:8443": false, "app.localhost": false,
+		"127.0.0.1:8443": false, "10.0.0.1": false, "[::1]:8443": false, "::1": false,
 	} {
-		s := web.New(e.svc, slog.New(slog.DiscardHandler), tc.hosts)
 		rec := httptest.NewRecorder()
-		s.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/login", nil))
-		if got := rec.Header().Get("Strict-Transport-Security") != ""; got != tc.hsts || s.HSTS != tc.hsts {
-			t.Errorf("hosts %v: HSTS %v, want %v", tc.hosts, got, tc.hsts)
+		req := httptest.NewRequest(http.MethodGet, "/login", nil)
+		req.Host = host
+		e.web.Handler().ServeHTTP(rec, req)
+		if got := rec.Header().Get("Strict-Transport-Security"); (got == "max-age=63072000") != hsts || (got != "" && got != "max-age=63072000") {
+			t.Errorf("Host %s: Strict-Transport-Security %q, want it %v", host, got, hsts)
 		}
 	}
 

@@ -75,7 +75,7 @@ func TestCARoutesAfterRollover(t *testing.T) {
 		}
 	}
 	// The handshake asks for certificates of either issuing CA (or the root).
-	cfg := web.New(portal.New(nil, a, nil, portal.Config{}, nil), nil, nil).TLSConfigFrom(staticSource{cert})
+	cfg := web.New(portal.New(nil, a, nil, portal.Config{}, nil), nil).TLSConfigFrom(staticSource{cert})
 	//lint:ignore SA1019 Subjects is fine for a pool built from certificates.
 	if n := len(cfg.ClientCAs.Subjects()); n != 3 { //nolint:staticcheck
 		t.Errorf("ClientCAs names %d CAs, want both issuing CAs and the root", n)

@@ -29,9 +29,11 @@ const DefaultMaxBody = 64 << 10
 type Server struct {
 	Svc *portal.Service
 	Log *slog.Logger
-	// HSTS says whether responses carry Strict-Transport-Security. New sets
-	// it only when no host name is "localhost" or an IP address: pinning
-	// HTTPS on localhost would break every other local development server.
+	// HSTS says whether responses may carry Strict-Transport-Security;
+	// New sets it. It is sent only to requests whose host name is not
+	// "localhost" or an IP address (decided per request): pinning HTTPS
+	// on localhost would break every other local development server, and
+	// browsers ignore HSTS for IP addresses.
 	HSTS bool
 	// MaxBody bounds request bodies (forms and OCSP requests); larger ones
 	// are answered with 413.
@@ -43,19 +45,21 @@ type Server struct {
 	verified verifiedCerts
 }
 
-// New returns a Server for the service, which answers under the given host
-// names (the --hostname values; they decide HSTS).
-func New(svc *portal.Service, log *slog.Logger, hostnames []string) *Server {
+// New returns a Server for the service.
+func New(svc *portal.Service, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	hsts := len(hostnames) > 0
-	for _, h := range hostnames {
-		if isLocal(h) {
-			hsts = false
-		}
+	return &Server{Svc: svc, Log: log, HSTS: true, MaxBody: DefaultMaxBody, pages: mustParsePages()}
+}
+
+// requestHost is the host name a request was sent to, without its port.
+func requestHost(r *http.Request) string {
+	h := r.Host
+	if host, _, err := net.SplitHostPort(h); err == nil {
+		h = host
 	}
-	return &Server{Svc: svc, Log: log, HSTS: hsts, MaxBody: DefaultMaxBody, pages: mustParsePages()}
+	return h
 }
 
 // isLocal reports whether a host name is localhost or an IP address, for
@@ -98,8 +102,22 @@ func (s *Server) TLSConfigFrom(certs CertSource) *tls.Config {
 		ClientAuth:     tls.RequestClientCert,
 		ClientCAs:      pool,
 		MinVersion:     tls.VersionTLS12,
+		// TLS 1.2 only with ECDHE and an AEAD (TLS 1.3's suites are fixed
+		// and all AEAD): no CBC, no SHA-1 MACs, no static RSA.
+		CipherSuites: tls12Suites,
 		NextProtos:     []string{"h2", "http/1.1"},
 	}
+}
+
+// tls12Suites are the TLS 1.2 cipher suites offered: ECDHE with AES-GCM or
+// ChaCha20-Poly1305, for ECDSA and RSA server keys.
+var tls12Suites = []uint16{
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
 }
 
 // Handler returns the handler of the HTTPS listener: every route of the
@@ -145,7 +163,7 @@ func (s *Server) wrap(mux *http.ServeMux, home string) http.Handler {
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Referrer-Policy", "no-referrer")
 		h.Set("X-Frame-Options", "DENY")
-		if s.HSTS {
+		if s.HSTS && !isLocal(requestHost(r)) {
 			// Two years, the value hstspreload.org asks for.
 			h.Set("Strict-Transport-Security", "max-age=63072000")
 		}

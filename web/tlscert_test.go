@@ -25,7 +25,7 @@ import (
 // certificate from certs, as serve does, and returns its base URL.
 func serveTLS(t *testing.T, p *testpki.PKI, certs web.CertSource) string {
 	t.Helper()
-	srv := web.New(portal.New(nil, p.Authority, nil, portal.Config{}, nil), nil, []string{"localhost"})
+	srv := web.New(portal.New(nil, p.Authority, nil, portal.Config{}, nil), nil)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

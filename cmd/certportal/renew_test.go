@@ -42,7 +42,7 @@ func newClockPortal(t *testing.T) *clockPortal {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	svc := portal.New(db, pki.Authority, &mail.Outbox{Dir: filepath.Join(dir, "outbox")}, portal.Config{}, log)
 	svc.Now = pki.Clock.Now
-	srv := web.New(svc, log, []string{"localhost", "127.0.0.1"})
+	srv := web.New(svc, log)
 	cert, err := pki.ServerCertificate()
 	if err != nil {
 		t.Fatal(err)

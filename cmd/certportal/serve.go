@@ -118,7 +118,7 @@ func (a *app) serve(ctx context.Context, o serveOptions, ready func(e *env, http
 		defer metricsSrv.Close()
 		log.Info("serving metrics", "addr", lnMetrics.Addr().String(), "pprof", o.pprof)
 	}
-	srv := web.New(e.svc, log, e.cfg.Hostnames)
+	srv := web.New(e.svc, log)
 	lnTLS, err := net.Listen("tcp", listen)
 	if err != nil {
 		return certportal.Errorf(certportal.Unavailable, "cannot listen on %s: %v", listen, err)
