@@ -4,6 +4,7 @@ import (
 	"net/mail"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/text/unicode/norm"
 )
@@ -91,6 +92,29 @@ func ValidateEmail(email string) error {
 	at := strings.LastIndexByte(email, '@')
 	if at <= 0 || at == len(email)-1 || strings.HasPrefix(email[at+1:], "[") {
 		return Errorf(Invalid, "%q is not an e-mail address", email)
+	}
+	return nil
+}
+
+// MinP12Password is the shortest password for a certificate file
+// (PKCS#12), in characters: the file leaves the server and can be attacked
+// offline.
+const MinP12Password = 12
+
+// ValidateP12Password checks a password for a certificate file: at least
+// MinP12Password characters of valid UTF-8, none outside the Basic
+// Multilingual Plane (PKCS#12 passwords are BMPString).
+func ValidateP12Password(pw string) error {
+	if !utf8.ValidString(pw) {
+		return Errorf(Invalid, "the password for the certificate file is not valid UTF-8 text")
+	}
+	if n := utf8.RuneCountInString(pw); n < MinP12Password {
+		return Errorf(Invalid, "the password for the certificate file must have at least %d characters", MinP12Password)
+	}
+	for _, r := range pw {
+		if r > 0xFFFF {
+			return Errorf(Invalid, "the password for the certificate file may not contain emoji or other characters outside the Basic Multilingual Plane")
+		}
 	}
 	return nil
 }

@@ -15,10 +15,9 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/certportal/certportal"
-	"software.sslmate.com/src/go-pkcs12"
+	"github.com/certportal/certportal/internal/p12"
 )
 
 // Authority is a loaded CA: the certificates of the hierarchy and the keys
@@ -251,45 +250,28 @@ func (a *Authority) Issue(req LeafRequest) (*x509.Certificate, crypto.Signer, er
 	return cert, key, nil
 }
 
-// PKCS12Iterations is the PBKDF2 (modern) and PKCS#12 KDF (legacy) iteration
-// count of the files PKCS12 writes: at least 10,000 as SPEC.md asks, the
-// figure NIST SP 800-132 gave and that OpenSSL 3, Java and NSS all accept.
-const PKCS12Iterations = 10000
-
-// MinPKCS12Password is the shortest PKCS#12 password accepted (SPEC.md).
-const MinPKCS12Password = 12
-
 // PKCS12 encodes key, leaf, its issuing CA and the root as a PKCS#12 file
-// protected by password. The modern form uses AES-256-CBC with
-// PBKDF2-HMAC-SHA-256 and an HMAC-SHA-256 MAC; legacy uses 3DES with SHA-1
+// protected by password, with internal/p12 (the one writer). The modern
+// form uses AES-256-CBC with PBKDF2-HMAC-SHA-256 (100,000 iterations) and
+// an HMAC-SHA-256 MAC; legacy uses 3DES with SHA-1
 // (for macOS Keychain and older Windows). Both open with OpenSSL 3 without
 // -legacy, Java's keytool and NSS's pk12util.
 func (a *Authority) PKCS12(key crypto.Signer, leaf *x509.Certificate, password string, legacy bool) ([]byte, error) {
-	if utf8.RuneCountInString(password) < MinPKCS12Password {
-		return nil, errorf(certportal.Invalid, "the PKCS#12 password must have at least %d characters", MinPKCS12Password)
+	if err := certportal.ValidateP12Password(password); err != nil {
+		return nil, err
 	}
 	if key == nil || leaf == nil || !keyMatches(key, leaf) {
 		return nil, errorf(certportal.Invalid, "the private key does not belong to the certificate")
 	}
-	enc := pkcs12Encoder(legacy).WithRand(randOr(a.Rand))
 	issuer := a.Issuing
 	if ic := a.issuerOf(leaf); ic != nil {
 		issuer = ic.cert
 	}
-	der, err := enc.Encode(key, leaf, []*x509.Certificate{issuer, a.Root}, password)
+	der, err := p12.Encode(randOr(a.Rand), key, leaf, []*x509.Certificate{issuer, a.Root}, password, legacy)
 	if err != nil {
 		return nil, wrapError(certportal.Internal, err, "could not write the PKCS#12 file")
 	}
 	return der, nil
-}
-
-// pkcs12Encoder returns the encoder PKCS12 uses (exported to tests and
-// benchmarks through the same path).
-func pkcs12Encoder(legacy bool) *pkcs12.Encoder {
-	if legacy {
-		return pkcs12.LegacyDES.WithIterations(PKCS12Iterations)
-	}
-	return pkcs12.Modern2023.WithIterations(PKCS12Iterations)
 }
 
 // VerifyClient checks a certificate chain that a TLS client presented (leaf

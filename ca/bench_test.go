@@ -14,6 +14,7 @@ import (
 
 	"github.com/certportal/certportal"
 	"github.com/certportal/certportal/ca"
+	"github.com/certportal/certportal/internal/p12"
 	"software.sslmate.com/src/go-pkcs12"
 )
 
@@ -26,7 +27,7 @@ func BenchmarkRawIssue(b *testing.B) {
 	p := shared(b)
 	signer := loadKey(b, p.Dir+"/issuing.key")
 	now := time.Now()
-	enc := pkcs12.Modern2023.WithIterations(ca.PKCS12Iterations)
+	enc := pkcs12.Modern2023.WithIterations(p12.ModernIterations)
 	for b.Loop() {
 		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		if err != nil {

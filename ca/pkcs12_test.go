@@ -37,7 +37,7 @@ func TestPKCS12Tools(t *testing.T) {
 				if n := strings.Count(out, "Shrouded Keybag"); n != 1 {
 					t.Errorf("openssl sees %d keys, want 1:\n%s", n, out)
 				}
-				want := []string{"MAC: sha256, Iteration 10000", "PBES2, PBKDF2, AES-256-CBC, Iteration 10000, PRF hmacWithSHA256"}
+				want := []string{"MAC: sha256, Iteration 100000", "PBES2, PBKDF2, AES-256-CBC, Iteration 100000, PRF hmacWithSHA256"}
 				if legacy {
 					want = []string{"MAC: sha1, Iteration 10000", "pbeWithSHA1And3-KeyTripleDES-CBC, Iteration 10000"}
 				}

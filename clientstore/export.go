@@ -4,54 +4,26 @@ import (
 	"bytes"
 	"crypto/x509"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/certportal/certportal"
-	pkcs12 "software.sslmate.com/src/go-pkcs12"
+	"github.com/certportal/certportal/internal/p12"
 )
-
-// MinExportPassword is the shortest PKCS#12 password Export accepts, in
-// characters (the product's rule for every PKCS#12 file).
-const MinExportPassword = 12
-
-// exportIterations is the PBKDF2 (and MAC key derivation) iteration count
-// of modern exports: the product asks for at least 10,000; 100,000 keeps a
-// guessed-password attack slow while Windows, Java and NSS open the file in
-// well under a second.
-const exportIterations = 100_000
-
-// modernEncoder writes AES-256-CBC/PBKDF2-HMAC-SHA-256 with an HMAC-SHA-256
-// MAC, which OpenSSL 3 (without -legacy), Java 12+ and NSS open.
-var modernEncoder = pkcs12.Modern2023.WithIterations(exportIterations)
-
-// legacyEncoder writes 3DES/SHA-1 for systems that cannot read AES
-// (macOS Keychain, Windows before Server 2019). Its iteration counts are
-// the library's (2048, MAC 1), the values those systems are known to accept.
-var legacyEncoder = pkcs12.LegacyDES
 
 // Export returns the personal certificate with the given thumbprint, its
 // private key and the CA certificates of the store that chain it
 // (intermediates, then the root), as a PKCS#12 file protected by password.
 // thumbprint "" means the only personal certificate; when there are several,
 // Export returns Invalid naming them. The file is modern (AES-256, PBKDF2
-// with 100,000 iterations) unless legacy asks for 3DES/SHA-1. The password
-// must have at least MinExportPassword characters.
+// with 100,000 iterations) unless legacy asks for 3DES/SHA-1, written by
+// internal/p12 like the portal's own files; the password follows
+// certportal.ValidateP12Password.
 //
 // go-pkcs12 v0.7.4 writes no friendlyName on the key and certificate bags
 // (only its trust-store encoder can), so importers name the entry
 // themselves (keytool: "1"; NSS: from the subject).
 func (s *Store) Export(thumbprint, password string, legacy bool) ([]byte, error) {
-	if n := utf8.RuneCountInString(password); n < MinExportPassword {
-		return nil, errorf(certportal.Invalid, "the PKCS#12 password must have at least %d characters (it has %d)", MinExportPassword, n)
-	}
-	if !utf8.ValidString(password) {
-		return nil, errorf(certportal.Invalid, "the PKCS#12 password is not valid UTF-8 text")
-	}
-	for _, r := range password {
-		// PKCS#12 passwords are BMPString (UTF-16 without surrogates).
-		if r > 0xFFFF {
-			return nil, errorf(certportal.Invalid, "the PKCS#12 password may not contain emoji or other characters outside the Basic Multilingual Plane")
-		}
+	if err := certportal.ValidateP12Password(password); err != nil {
+		return nil, err
 	}
 	unlock, err := s.lock(false)
 	if err != nil {
@@ -71,15 +43,11 @@ func (s *Store) Export(thumbprint, password string, legacy bool) ([]byte, error)
 		return nil, err
 	}
 	chain, _ := buildChain(e.Cert, cas)
-	enc := modernEncoder
-	if legacy {
-		enc = legacyEncoder
-	}
-	p12, err := enc.Encode(key, e.Cert, chain, password)
+	file, err := p12.Encode(nil, key, e.Cert, chain, password, legacy)
 	if err != nil {
 		return nil, wrapf(certportal.Internal, err, "cannot write the PKCS#12 file")
 	}
-	return p12, nil
+	return file, nil
 }
 
 // pickPersonal finds the personal certificate a caller names ("" = the only

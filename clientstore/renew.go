@@ -34,9 +34,6 @@ const renewTimeout = 60 * time.Second
 // file's PBKDF2 could guess, so the file needs no password from the user.
 const transportPasswordBytes = 32
 
-// minTransportPassword is the portal's shortest PKCS#12 password.
-const minTransportPassword = 12
-
 // RenewOptions are the choices of a renewal; the zero value renews the
 // store's certificate as ClientConfig picks it, with a random password.
 type RenewOptions struct {
@@ -75,8 +72,8 @@ func Renew(ctx context.Context, baseURL string, s *Store, opts RenewOptions) (*R
 		if pw, err = transportPassword(); err != nil {
 			return nil, err
 		}
-	} else if len(pw) < minTransportPassword {
-		return nil, errorf(certportal.Invalid, "the password for the certificate file must have at least %d characters", minTransportPassword)
+	} else if err := certportal.ValidateP12Password(pw); err != nil {
+		return nil, err
 	}
 	cfg, old, err := s.ClientConfig(opts.Thumbprint)
 	if err != nil {

@@ -10,11 +10,6 @@ import (
 	"github.com/certportal/certportal/ca"
 )
 
-// MinP12Password is the shortest PKCS#12 password accepted: the file leaves
-// the server and can be attacked offline, so it needs more than an account
-// password does.
-const MinP12Password = 12
-
 // IssueRequest asks for a certificate for one account.
 type IssueRequest struct {
 	ID          string
@@ -50,8 +45,8 @@ type Issued struct {
 // once the file is made.
 func (s *Service) Issue(ctx context.Context, a Actor, req IssueRequest) (_ *Issued, err error) {
 	defer func(start time.Time) { s.events().Issued(time.Since(start), err) }(time.Now())
-	if len(req.P12Password) < MinP12Password {
-		return nil, certportal.Errorf(certportal.Invalid, "the password for the certificate file must have at least %d characters", MinP12Password)
+	if err := certportal.ValidateP12Password(req.P12Password); err != nil {
+		return nil, err
 	}
 	kt := req.KeyType
 	if kt == "" {

@@ -45,8 +45,9 @@ func (s *Server) p12Fields(w http.ResponseWriter, r *http.Request) (password str
 	switch {
 	case pw != f["p12_password_confirm"]:
 		return "", 0, certportal.Errorf(certportal.Invalid, "The two passwords for the certificate file differ. Type the same password twice.")
-	case len(pw) < portal.MinP12Password:
-		return "", 0, certportal.Errorf(certportal.Invalid, "The password for the certificate file must have at least %d characters.", portal.MinP12Password)
+	}
+	if err := certportal.ValidateP12Password(pw); err != nil {
+		return "", 0, err
 	}
 	return pw, format, nil
 }
@@ -144,8 +145,8 @@ func (s *Server) handleAPIRenew(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	format, err := parseFormat(req.Format)
-	if err == nil && len(req.P12Password) < portal.MinP12Password {
-		err = certportal.Errorf(certportal.Invalid, "the password for the certificate file must have at least %d characters", portal.MinP12Password)
+	if err == nil {
+		err = certportal.ValidateP12Password(req.P12Password)
 	}
 	if err != nil {
 		s.fail(w, r, err)

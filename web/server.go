@@ -105,7 +105,7 @@ func (s *Server) TLSConfigFrom(certs CertSource) *tls.Config {
 		// TLS 1.2 only with ECDHE and an AEAD (TLS 1.3's suites are fixed
 		// and all AEAD): no CBC, no SHA-1 MACs, no static RSA.
 		CipherSuites: tls12Suites,
-		NextProtos:     []string{"h2", "http/1.1"},
+		NextProtos:   []string{"h2", "http/1.1"},
 	}
 }
 

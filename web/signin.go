@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/certportal/certportal"
-	"github.com/certportal/certportal/portal"
 )
 
 // recoverLink is the seed guide's name for the recovery page.
@@ -116,7 +115,7 @@ func (s *Server) renderHome(w http.ResponseWriter, r *http.Request, si *signedIn
 	d.Title, d.SignedIn, d.Account, d.CertSession = "Service Portal", true, acc, certSession
 	d.Cert, d.SignIns = cur, recent
 	d.CanIssue = acc.Method == certportal.MethodPassword && !certSession
-	d.MinP12 = portal.MinP12Password
+	d.MinP12 = certportal.MinP12Password
 	d.CanRenew, d.RenewFrom = canRenew, renewFrom
 	s.page(w, r, code, "home", d)
 }

@@ -26,6 +26,7 @@ import (
 
 	"github.com/certportal/certportal"
 	"github.com/certportal/certportal/ca"
+	"github.com/certportal/certportal/internal/p12"
 	"github.com/certportal/certportal/portal"
 	"github.com/certportal/certportal/postgres"
 	"github.com/certportal/certportal/sqlite"
@@ -68,7 +69,7 @@ func rate(d time.Duration, workers int, fn func() error) (float64, error) {
 // by the issuing CA's key and a PKCS#12 with the iteration count the portal
 // uses, without any of certportal's code (as ca.BenchmarkRawIssue).
 func rawIssue(issuing *x509.Certificate, signer crypto.Signer) func() error {
-	enc := pkcs12.Modern2023.WithIterations(ca.PKCS12Iterations)
+	enc := pkcs12.Modern2023.WithIterations(p12.ModernIterations)
 	return func() error {
 		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		if err != nil {
