@@ -29,6 +29,7 @@ import (
 	"fmt"
 	"io/fs"
 	"math/rand/v2"
+	"net"
 	"net/url"
 	"strings"
 	"sync/atomic"
@@ -142,6 +143,41 @@ func parseDSN(dsn string) (*pgxpool.Config, error) {
 	// the health check also drops idle ones the server closed meanwhile.
 	cfg.HealthCheckPeriod = 15 * time.Second
 	return cfg, nil
+}
+
+// Unverified reports whether dsn connects to a PostgreSQL server that is
+// not on this machine without verifying it: sslmode other than verify-full
+// or verify-ca (pgx's default, prefer, encrypts when it can but accepts
+// any certificate, or none). hosts are the remote hosts it names. A host
+// on this machine (localhost, a loopback address, a Unix socket) needs no
+// TLS.
+func Unverified(dsn string) (hosts []string, sslmode string, unverified bool) {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return nil, "", false
+	}
+	q := u.Query()
+	sslmode = q.Get("sslmode")
+	if sslmode == "" {
+		sslmode = "prefer"
+	}
+	names := strings.Split(u.Host, ",")
+	if h := q.Get("host"); h != "" {
+		names = append(names, strings.Split(h, ",")...)
+	}
+	for _, n := range names {
+		if h, _, err := net.SplitHostPort(n); err == nil {
+			n = h
+		}
+		n = strings.Trim(n, "[]")
+		ip := net.ParseIP(n)
+		if n == "" || strings.HasPrefix(n, "/") || strings.EqualFold(n, "localhost") || ip != nil && ip.IsLoopback() {
+			continue
+		}
+		hosts = append(hosts, n)
+	}
+	verified := sslmode == "verify-full" || sslmode == "verify-ca"
+	return hosts, sslmode, len(hosts) > 0 && !verified
 }
 
 // unwrapMessage returns the innermost message of err, without the

@@ -192,7 +192,7 @@ func (a *app) backupSource() (dsn, dbPath string, isSQLite bool, err error) {
 	}
 	dbPath, isSQLite = sqlitePath(a.dataDir, dsn)
 	if !isSQLite && !strings.HasPrefix(dsn, "postgres://") && !strings.HasPrefix(dsn, "postgresql://") {
-		return "", "", false, certportal.Errorf(certportal.Invalid, "the database %q is not supported; use sqlite:PATH or postgres://...", dsn)
+		return "", "", false, certportal.Errorf(certportal.Invalid, "the --db value is not supported: use sqlite:PATH or a postgres:// URL (keyword strings such as host=... are not accepted)")
 	}
 	return dsn, dbPath, isSQLite, nil
 }

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/certportal/certportal/ca"
 	"github.com/certportal/certportal/mail"
 	"github.com/certportal/certportal/portal"
+	"github.com/certportal/certportal/postgres"
 	"github.com/certportal/certportal/sqlite"
 )
 
@@ -135,6 +137,10 @@ func loadConfig(dir string) (*Config, error) {
 	return &c, nil
 }
 
+// keywordPassword finds a password in a keyword connection string
+// ("host=db password=..."), which is refused like one in a URL.
+var keywordPassword = regexp.MustCompile(`(?i)(^|\s)password\s*=`)
+
 // checkSecretFreeURL refuses a --db or --smtp URL that carries a password:
 // command lines are visible to every user of the machine.
 func checkSecretFreeURL(flag, raw, alternatives string) error {
@@ -145,7 +151,7 @@ func checkSecretFreeURL(flag, raw, alternatives string) error {
 	if err != nil {
 		return certportal.Errorf(certportal.Invalid, "the %s URL is malformed", flag)
 	}
-	if _, has := u.User.Password(); has || strings.Contains(strings.ToLower(u.RawQuery), "password=") {
+	if _, has := u.User.Password(); has || strings.Contains(strings.ToLower(u.RawQuery), "password=") || keywordPassword.MatchString(raw) {
 		return certportal.Errorf(certportal.Invalid, "the %s URL must not contain a password (command lines are visible to other users); use %s instead", flag, alternatives)
 	}
 	return nil
@@ -184,6 +190,16 @@ func (a *app) openEnvWith(ctx context.Context, log *slog.Logger, adjust func(*Co
 	dsn := cfg.DB
 	if a.dbURL != "" {
 		dsn = a.dbURL
+	}
+	if err := checkSecretFreeURL("--db", dsn, "PGPASSWORD or ~/.pgpass"); err != nil {
+		return nil, err
+	}
+	if hosts, mode, bad := postgres.Unverified(dsn); bad {
+		if log == nil {
+			log = slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		}
+		log.Warn("the connection to PostgreSQL is not verified: anyone on the network path can read it or pose as the server; add sslmode=verify-full&sslrootcert=FILE to --db",
+			"hosts", strings.Join(hosts, ","), "sslmode", mode)
 	}
 	store, err := openStore(ctx, a.dataDir, dsn, false)
 	if err != nil {
@@ -235,7 +251,8 @@ func openStore(ctx context.Context, dir, dsn string, create bool) (certportal.St
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
 		return openPostgres(ctx, dsn, create)
 	}
-	return nil, certportal.Errorf(certportal.Invalid, "the database %q is not supported; use sqlite:PATH or postgres://...", dsn)
+	// Not echoed: a connection string of another form may hold a secret.
+	return nil, certportal.Errorf(certportal.Invalid, "the --db value is not supported: use sqlite:PATH or a postgres:// URL (keyword strings such as host=... are not accepted)")
 }
 
 // newMailer returns the SMTP mailer when configured, else the outbox.
