@@ -65,7 +65,8 @@ func (a *app) restore(ctx context.Context, in, passFile string) (err error) {
 		return certportal.Errorf(certportal.Invalid, "cannot read the backup %s: %v", in, pathError(err))
 	}
 	defer f.Close()
-	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() {
 		return certportal.Errorf(certportal.Invalid, "%s is not a backup file", in)
 	}
 	pass, err := a.readPassphrase(passFile, false)
@@ -92,7 +93,7 @@ func (a *app) restore(ctx context.Context, in, passFile string) (err error) {
 		}
 	}()
 
-	m, err := unpackBackup(f, identity, tmp)
+	m, err := unpackBackup(f, fi.Size(), identity, tmp)
 	if err != nil {
 		return restoreRefused(in, err)
 	}
@@ -204,7 +205,7 @@ func (a *authReader) Read(p []byte) (int, error) {
 // empty private directory), checking every name and size, and returns the
 // manifest once every file matches it and the encrypted stream has been
 // authenticated to its last byte.
-func unpackBackup(src io.Reader, id age.Identity, dst string) (*backupManifest, error) {
+func unpackBackup(src io.Reader, srcSize int64, id age.Identity, dst string) (*backupManifest, error) {
 	plain, err := age.Decrypt(src, id)
 	if err != nil {
 		var nomatch *age.NoIdentityMatchError
@@ -227,6 +228,10 @@ func unpackBackup(src io.Reader, id age.Identity, dst string) (*backupManifest, 
 	}
 	got := map[string]backupFile{}
 	var manifest []byte
+	// budget is what the archive may still write: an archive stores each
+	// byte it holds (sparse entries are refused below), so all of them
+	// together are never more than the file read.
+	budget := srcSize
 	for n := 0; ; n++ {
 		hdr, err := tr.Next()
 		if err == io.EOF {
@@ -266,9 +271,20 @@ func unpackBackup(src io.Reader, id age.Identity, dst string) (*backupManifest, 
 			got[name] = backupFile{Name: name}
 			continue
 		}
+		if sparse(hdr) {
+			// A sparse entry expands holes of zeros the file does not
+			// hold: a small hostile file could fill the disk.
+			return nil, certportal.Errorf(certportal.Invalid, "its entry %q is a sparse file, which no backup holds", hdr.Name)
+		}
 		if limit := entryLimit(name); hdr.Size < 0 || hdr.Size > limit {
 			return nil, certportal.Errorf(certportal.Invalid, "its entry %q is larger than %d bytes", name, limit)
 		}
+		if hdr.Size > budget {
+			// Truncated, or crafted to fill the disk: either way not
+			// one byte of it is written.
+			return nil, fmt.Errorf("%w: its entry %q claims %d bytes, more than the file holds", errDamaged, name, hdr.Size)
+		}
+		budget -= hdr.Size
 		if name == manifestName {
 			b, err := io.ReadAll(tr)
 			if err != nil {
@@ -277,7 +293,8 @@ func unpackBackup(src io.Reader, id age.Identity, dst string) (*backupManifest, 
 			manifest = b
 			continue
 		}
-		f, err := writeEntry(tr, target, fs.FileMode(hdr.Mode))
+		// Exactly the declared size, whatever the reader would give.
+		f, err := writeEntry(io.LimitReader(tr, hdr.Size), target)
 		if err != nil {
 			if ce := (*certportal.Error)(nil); errors.As(err, &ce) {
 				return nil, err
@@ -322,13 +339,28 @@ func unpackBackup(src io.Reader, id age.Identity, dst string) (*backupManifest, 
 	return &m, nil
 }
 
-// writeEntry writes one file of the archive (0600 at most 0644, synced) and
-// returns its size and hash.
-func writeEntry(r io.Reader, target string, mode fs.FileMode) (backupFile, error) {
+// sparse reports whether a tar entry is a sparse file (GNU type 'S', or the
+// PAX GNU.sparse.* records that archive/tar expands).
+func sparse(hdr *tar.Header) bool {
+	if hdr.Typeflag == tar.TypeGNUSparse {
+		return true
+	}
+	for k := range hdr.PAXRecords {
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			return true
+		}
+	}
+	return false
+}
+
+// writeEntry writes one restored file, synced and 0600 whatever the archive
+// says (it is a key, the database or the config), and returns its size and
+// hash.
+func writeEntry(r io.Reader, target string) (backupFile, error) {
 	if err := os.MkdirAll(filepath.Dir(target), 0o700); err != nil {
 		return backupFile{}, certportal.Errorf(certportal.Unavailable, "cannot write the restored files: %v", pathError(err))
 	}
-	f, err := os.OpenFile(target, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode.Perm()&0o644|0o600)
+	f, err := os.OpenFile(target, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return backupFile{}, certportal.Errorf(certportal.Unavailable, "cannot write the restored files: %v", pathError(err))
 	}
@@ -359,8 +391,17 @@ func verifyRestore(ctx context.Context, tmp, dir string, m *backupManifest) (*re
 	if err != nil {
 		return nil, certportal.WrapError(certportal.Invalid, err, "its config.json does not parse")
 	}
-	if _, err := ca.Load(filepath.Join(tmp, caDir), cfg.URL); err != nil {
+	auth, err := ca.Load(filepath.Join(tmp, caDir), cfg.URL)
+	if err != nil {
 		return nil, certportal.WrapError(certportal.Invalid, err, "its CA does not load: "+strings.ReplaceAll(certportal.ErrorMessage(err), tmp, dir))
+	}
+	// serve never reads the root key; a backup made before it was
+	// exported holds it, and it must be root.crt's.
+	if _, err := os.Stat(filepath.Join(tmp, caDir, ca.RootKeyFile)); err == nil {
+		if err := auth.LoadRootKey(); err != nil {
+			return nil, certportal.WrapError(certportal.Invalid, err, "its root key does not load: "+strings.ReplaceAll(certportal.ErrorMessage(err), tmp, dir))
+		}
+		auth.DropRootKey()
 	}
 	if m.Database != "sqlite" {
 		return r, nil
