@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
@@ -65,10 +66,65 @@ func (a *app) serve(ctx context.Context, o serveOptions, ready func(e *env, http
 	if (o.tlsCert == "") != (o.tlsKey == "") {
 		return usageError{errors.New("--tls-cert and --tls-key go together")}
 	}
-	if err := checkSecretFreeURL("--smtp", o.smtp, "--smtp-password-file or the config file"); err != nil {
+	if o.pprof && o.metricsListen == "" {
+		return usageError{errors.New("--pprof is served on --metrics-listen; give both")}
+	}
+	e, err := a.serveEnv(ctx, o, log)
+	if err != nil {
 		return err
 	}
-	e, err := a.openEnvWith(ctx, log, func(cfg *Config) error {
+	defer e.Close() // last: after every goroutine below has ended
+	// Without the root key (the root CRL is signed offline; see custody.go).
+	if err := a.checkRootCustody(ctx, e, log); err != nil {
+		return err
+	}
+	certs, err := a.certSource(e, o, log)
+	if err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait() // before e.Close: nothing uses the store after it
+	if o.metricsListen != "" {
+		stop, err := serveMetrics(e, o, log, &wg)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+	srv := web.New(e.svc, log)
+	servers, err := listen(e, o, srv, certs, log)
+	if err != nil {
+		return err
+	}
+	errc := make(chan error, 2)
+	wg.Go(func() { errc <- servers.https.ServeTLS(web.RedirectPlainHTTP(servers.lnTLS), "", "") })
+	wg.Go(func() { errc <- servers.plain.Serve(servers.lnHTTP) })
+	bg, stopBG := context.WithCancel(ctx)
+	a.background(bg, e, certs, log, &wg)
+	_, port, _ := net.SplitHostPort(servers.lnTLS.Addr().String())
+	url := "https://" + hostPort(e.cfg.Hostnames[0], port) + "/"
+	log.Info("serving", "https", servers.lnTLS.Addr().String(), "http", servers.lnHTTP.Addr().String(), "data", e.dir)
+	ready(e, url, servers.lnHTTP.Addr().String())
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		if !errors.Is(err, http.ErrServerClosed) {
+			log.Error("listener failed", "err", err)
+		}
+	}
+	log.Info("shutting down")
+	stopBG()
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return errors.Join(servers.https.Shutdown(sctx), servers.plain.Shutdown(sctx))
+}
+
+// serveEnv opens the data directory with serve's mail settings.
+func (a *app) serveEnv(ctx context.Context, o serveOptions, log *slog.Logger) (*env, error) {
+	if err := checkSecretFreeURL("--smtp", o.smtp, "--smtp-password-file or the config file"); err != nil {
+		return nil, err
+	}
+	return a.openEnvWith(ctx, log, func(cfg *Config) error {
 		if o.smtp != "" {
 			cfg.SMTP = o.smtp
 		}
@@ -81,99 +137,82 @@ func (a *app) serve(ctx context.Context, o serveOptions, ready func(e *env, http
 		}
 		return nil
 	})
+}
+
+// serveMetrics starts the metrics listener (and pprof) in wg and returns
+// the function that stops it.
+func serveMetrics(e *env, o serveOptions, log *slog.Logger, wg *sync.WaitGroup) (func(), error) {
+	m := metrics.New()
+	m.WatchRootCRL(e.rootCRLNextUpdate)
+	e.svc.Events = m
+	e.svc.Mailer = m.Mailer(e.svc.Mailer)
+	ln, err := net.Listen("tcp", o.metricsListen)
 	if err != nil {
-		return err
+		return nil, certportal.Errorf(certportal.Unavailable, "cannot listen on %s: %v", o.metricsListen, err)
 	}
-	defer e.Close()
-	// Without the root key (the root CRL is signed offline; see custody.go).
-	if err := a.checkRootCustody(ctx, e, log); err != nil {
-		return err
-	}
-	listen, httpListen := e.cfg.Listen, e.cfg.HTTPListen
+	srv := &http.Server{Handler: web.MetricsHandler(m.Handler(), o.pprof), ReadHeaderTimeout: 10 * time.Second}
+	wg.Go(func() { _ = srv.Serve(ln) })
+	log.Info("serving metrics", "addr", ln.Addr().String(), "pprof", o.pprof)
+	return func() { srv.Close() }, nil
+}
+
+// servers are the two listeners of the portal and their HTTP servers.
+type servers struct {
+	lnTLS, lnHTTP net.Listener
+	https, plain  *http.Server
+}
+
+// listen opens the HTTPS and plain-HTTP listeners.
+func listen(e *env, o serveOptions, srv *web.Server, certs *web.CertReloader, log *slog.Logger) (*servers, error) {
+	addr, httpAddr := e.cfg.Listen, e.cfg.HTTPListen
 	if o.listen != "" {
-		listen = o.listen
+		addr = o.listen
 	}
 	if o.httpListen != "" {
-		httpListen = o.httpListen
+		httpAddr = o.httpListen
 	}
-	certs, err := a.certSource(e, o, log)
+	lnTLS, err := net.Listen("tcp", addr)
 	if err != nil {
-		return err
+		return nil, certportal.Errorf(certportal.Unavailable, "cannot listen on %s: %v", addr, err)
 	}
-	if o.pprof && o.metricsListen == "" {
-		return usageError{errors.New("--pprof is served on --metrics-listen; give both")}
-	}
-	var metricsSrv *http.Server
-	if o.metricsListen != "" {
-		m := metrics.New()
-		m.WatchRootCRL(e.rootCRLNextUpdate)
-		e.svc.Events = m
-		e.svc.Mailer = m.Mailer(e.svc.Mailer)
-		lnMetrics, err := net.Listen("tcp", o.metricsListen)
-		if err != nil {
-			return certportal.Errorf(certportal.Unavailable, "cannot listen on %s: %v", o.metricsListen, err)
-		}
-		metricsSrv = &http.Server{Handler: web.MetricsHandler(m.Handler(), o.pprof), ReadHeaderTimeout: 10 * time.Second}
-		go func() { _ = metricsSrv.Serve(lnMetrics) }()
-		defer metricsSrv.Close()
-		log.Info("serving metrics", "addr", lnMetrics.Addr().String(), "pprof", o.pprof)
-	}
-	srv := web.New(e.svc, log)
-	lnTLS, err := net.Listen("tcp", listen)
-	if err != nil {
-		return certportal.Errorf(certportal.Unavailable, "cannot listen on %s: %v", listen, err)
-	}
-	lnHTTP, err := net.Listen("tcp", httpListen)
+	lnHTTP, err := net.Listen("tcp", httpAddr)
 	if err != nil {
 		lnTLS.Close()
-		return certportal.Errorf(certportal.Unavailable, "cannot listen on %s: %v", httpListen, err)
+		return nil, certportal.Errorf(certportal.Unavailable, "cannot listen on %s: %v", httpAddr, err)
 	}
 	errLog := slog.NewLogLogger(log.Handler(), slog.LevelDebug)
-	https := &http.Server{
-		Handler: srv.Handler(), TLSConfig: srv.TLSConfigFrom(certs), ErrorLog: errLog,
-		ConnContext:       srv.ConnContext, // the client chain is verified once per connection
-		ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second,
-		IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,
-	}
-	plain := &http.Server{
-		Handler: srv.CAHandler(), ErrorLog: errLog,
-		ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second,
-		IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,
-	}
-	errc := make(chan error, 2)
-	go func() { errc <- https.ServeTLS(web.RedirectPlainHTTP(lnTLS), "", "") }()
-	go func() { errc <- plain.Serve(lnHTTP) }()
-	bg, stopBG := context.WithCancel(ctx)
-	defer stopBG()
-	go a.housekeeping(bg, e, log)
+	return &servers{
+		lnTLS: lnTLS, lnHTTP: lnHTTP,
+		https: &http.Server{
+			Handler: srv.Handler(), TLSConfig: srv.TLSConfigFrom(certs), ErrorLog: errLog,
+			ConnContext:       srv.ConnContext, // the client chain is verified once per connection
+			ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second,
+			IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,
+		},
+		plain: &http.Server{
+			Handler: srv.CAHandler(), ErrorLog: errLog,
+			ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second,
+			IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,
+		},
+	}, nil
+}
+
+// background starts serve's periodic work in wg; it ends when ctx does.
+func (a *app) background(ctx context.Context, e *env, certs *web.CertReloader, log *slog.Logger, wg *sync.WaitGroup) {
+	wg.Go(func() { a.housekeeping(ctx, e, log) })
 	// Revocations no longer sign a CRL in their transaction; this re-signs
 	// soon after them, so the stored CRLs stay current between downloads.
-	go e.svc.RunCRLSigner(bg)
+	wg.Go(func() { e.svc.RunCRLSigner(ctx) })
 	// The root CRL is re-signed by an administrator: warn when it is due.
-	go watchRootCRL(bg, e, log)
+	wg.Go(func() { watchRootCRL(ctx, e, log) })
 	// SIGHUP reloads the TLS certificate files; the poll picks up changed
 	// files (a renewal by another replica, a new --tls-cert) by itself.
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	go certs.Run(bg, tlsPollInterval, hup)
-	_, port, _ := net.SplitHostPort(lnTLS.Addr().String())
-	url := "https://" + hostPort(e.cfg.Hostnames[0], port) + "/"
-	log.Info("serving", "https", lnTLS.Addr().String(), "http", lnHTTP.Addr().String(), "data", e.dir)
-	ready(e, url, lnHTTP.Addr().String())
-	select {
-	case <-ctx.Done():
-	case err := <-errc:
-		if !errors.Is(err, http.ErrServerClosed) {
-			log.Error("listener failed", "err", err)
-		}
-	}
-	log.Info("shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	err1 := https.Shutdown(sctx)
-	err2 := plain.Shutdown(sctx)
-	return errors.Join(err1, err2)
+	wg.Go(func() {
+		defer signal.Stop(hup)
+		certs.Run(ctx, tlsPollInterval, hup)
+	})
 }
 
 // tlsPollInterval is how often serve looks at the TLS certificate files and
