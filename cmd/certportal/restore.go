@@ -215,100 +215,124 @@ func unpackBackup(src io.Reader, srcSize int64, id age.Identity, dst string) (*b
 		// Truncated header, a header MAC that fails, not an age file.
 		return nil, fmt.Errorf("%w: %v", errNotBackup, err)
 	}
-	ar := &authReader{r: plain}
-	tr := tar.NewReader(ar)
-	damaged := func(err error) error {
-		if ar.err != nil {
-			return fmt.Errorf("%w: %v", errDamaged, ar.err)
-		}
-		if errors.Is(err, io.ErrUnexpectedEOF) {
-			return fmt.Errorf("%w: %v", errDamaged, err)
-		}
-		return certportal.WrapError(certportal.Invalid, err, "the archive inside is malformed")
-	}
-	got := map[string]backupFile{}
-	var manifest []byte
 	// budget is what the archive may still write: an archive stores each
-	// byte it holds (sparse entries are refused below), so all of them
-	// together are never more than the file read.
-	budget := srcSize
+	// byte it holds (sparse entries are refused), so all of them together
+	// are never more than the file read.
+	u := &unpacker{ar: &authReader{r: plain}, dst: dst, got: map[string]backupFile{}, budget: srcSize}
+	tr := tar.NewReader(u.ar)
 	for n := 0; ; n++ {
 		hdr, err := tr.Next()
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			return nil, damaged(err)
+			return nil, u.damaged(err)
 		}
 		if n >= maxBackupEntries {
 			return nil, certportal.Errorf(certportal.Invalid, "it holds more than %d entries", maxBackupEntries)
 		}
-		if manifest != nil {
-			return nil, certportal.Errorf(certportal.Invalid, "it holds %q after its manifest", hdr.Name)
+		if err := u.entry(tr, hdr); err != nil {
+			return nil, err
 		}
-		name, isDir := strings.CutSuffix(hdr.Name, "/")
-		switch hdr.Typeflag {
-		case tar.TypeDir:
-			isDir = true
-		case tar.TypeReg:
-			if isDir {
-				return nil, certportal.Errorf(certportal.Invalid, "it holds an unexpected entry %q", hdr.Name)
-			}
-		default:
-			return nil, certportal.Errorf(certportal.Invalid, "it holds %q, which is not a file or a directory", hdr.Name)
-		}
-		if err := checkBackupName(name, isDir); err != nil || path.Clean(name) != name {
-			return nil, certportal.Errorf(certportal.Invalid, "it holds an unexpected entry %q", hdr.Name)
-		}
-		if _, dup := got[name]; dup {
-			return nil, certportal.Errorf(certportal.Invalid, "it holds %q twice", name)
-		}
-		target := filepath.Join(dst, filepath.FromSlash(name))
-		if isDir {
-			if err := os.MkdirAll(target, 0o700); err != nil {
-				return nil, certportal.Errorf(certportal.Unavailable, "cannot write the restored files: %v", pathError(err))
-			}
-			got[name] = backupFile{Name: name}
-			continue
-		}
-		if sparse(hdr) {
-			// A sparse entry expands holes of zeros the file does not
-			// hold: a small hostile file could fill the disk.
-			return nil, certportal.Errorf(certportal.Invalid, "its entry %q is a sparse file, which no backup holds", hdr.Name)
-		}
-		if limit := entryLimit(name); hdr.Size < 0 || hdr.Size > limit {
-			return nil, certportal.Errorf(certportal.Invalid, "its entry %q is larger than %d bytes", name, limit)
-		}
-		if hdr.Size > budget {
-			// Truncated, or crafted to fill the disk: either way not
-			// one byte of it is written.
-			return nil, fmt.Errorf("%w: its entry %q claims %d bytes, more than the file holds", errDamaged, name, hdr.Size)
-		}
-		budget -= hdr.Size
-		if name == manifestName {
-			b, err := io.ReadAll(tr)
-			if err != nil {
-				return nil, damaged(err)
-			}
-			manifest = b
-			continue
-		}
-		// Exactly the declared size, whatever the reader would give.
-		f, err := writeEntry(io.LimitReader(tr, hdr.Size), target)
-		if err != nil {
-			if ce := (*certportal.Error)(nil); errors.As(err, &ce) {
-				return nil, err
-			}
-			return nil, damaged(err)
-		}
-		f.Name = name
-		got[name] = f
 	}
 	// The tar end marker may come before age's last chunk: read to the
 	// end, so a truncated or altered tail is noticed too.
-	if _, err := io.Copy(io.Discard, ar); err != nil {
-		return nil, damaged(err)
+	if _, err := io.Copy(io.Discard, u.ar); err != nil {
+		return nil, u.damaged(err)
 	}
+	return checkManifest(u.manifest, u.got)
+}
+
+// unpacker is the state of unpackBackup.
+type unpacker struct {
+	ar       *authReader
+	dst      string
+	got      map[string]backupFile
+	manifest []byte
+	budget   int64
+}
+
+// damaged names a read failure: the age stream does not authenticate or
+// ends early (damaged), or the archive inside is malformed.
+func (u *unpacker) damaged(err error) error {
+	if u.ar.err != nil {
+		return fmt.Errorf("%w: %v", errDamaged, u.ar.err)
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return fmt.Errorf("%w: %v", errDamaged, err)
+	}
+	return certportal.WrapError(certportal.Invalid, err, "the archive inside is malformed")
+}
+
+// entry checks one archive entry and writes it below dst (the manifest is
+// kept in memory).
+func (u *unpacker) entry(tr *tar.Reader, hdr *tar.Header) error {
+	if u.manifest != nil {
+		return certportal.Errorf(certportal.Invalid, "it holds %q after its manifest", hdr.Name)
+	}
+	name, isDir := strings.CutSuffix(hdr.Name, "/")
+	switch hdr.Typeflag {
+	case tar.TypeDir:
+		isDir = true
+	case tar.TypeReg:
+		if isDir {
+			return certportal.Errorf(certportal.Invalid, "it holds an unexpected entry %q", hdr.Name)
+		}
+	default:
+		return certportal.Errorf(certportal.Invalid, "it holds %q, which is not a file or a directory", hdr.Name)
+	}
+	if err := checkBackupName(name, isDir); err != nil || path.Clean(name) != name {
+		return certportal.Errorf(certportal.Invalid, "it holds an unexpected entry %q", hdr.Name)
+	}
+	if _, dup := u.got[name]; dup {
+		return certportal.Errorf(certportal.Invalid, "it holds %q twice", name)
+	}
+	target := filepath.Join(u.dst, filepath.FromSlash(name))
+	if isDir {
+		if err := os.MkdirAll(target, 0o700); err != nil {
+			return certportal.Errorf(certportal.Unavailable, "cannot write the restored files: %v", pathError(err))
+		}
+		u.got[name] = backupFile{Name: name}
+		return nil
+	}
+	if sparse(hdr) {
+		// A sparse entry expands holes of zeros the file does not hold:
+		// a small hostile file could fill the disk.
+		return certportal.Errorf(certportal.Invalid, "its entry %q is a sparse file, which no backup holds", hdr.Name)
+	}
+	if limit := entryLimit(name); hdr.Size < 0 || hdr.Size > limit {
+		return certportal.Errorf(certportal.Invalid, "its entry %q is larger than %d bytes", name, limit)
+	}
+	if hdr.Size > u.budget {
+		// Truncated, or crafted to fill the disk: either way not one
+		// byte of it is written.
+		return fmt.Errorf("%w: its entry %q claims %d bytes, more than the file holds", errDamaged, name, hdr.Size)
+	}
+	u.budget -= hdr.Size
+	if name == manifestName {
+		b, err := io.ReadAll(tr)
+		if err != nil {
+			return u.damaged(err)
+		}
+		u.manifest = b
+		return nil
+	}
+	// Exactly the declared size, whatever the reader would give.
+	f, err := writeEntry(io.LimitReader(tr, hdr.Size), target)
+	if err != nil {
+		if ce := (*certportal.Error)(nil); errors.As(err, &ce) {
+			return err
+		}
+		return u.damaged(err)
+	}
+	f.Name = name
+	u.got[name] = f
+	return nil
+}
+
+// checkManifest parses the archive's manifest and checks that the files
+// unpacked (got) are exactly those it lists, by size and SHA-256.
+func checkManifest(manifest []byte, got map[string]backupFile) (*backupManifest, error) {
 	if manifest == nil {
 		return nil, fmt.Errorf("%w: it ends before its manifest", errDamaged)
 	}
