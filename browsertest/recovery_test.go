@@ -134,6 +134,6 @@ func TestCancelledAccountCertificateRefused(t *testing.T) {
 		t.Fatalf("opening the portal after the cancellation: HTTP %d at %s, want 403:\n%s", code, tb.location(), tb.text("main"))
 	}
 	tb.expect("This account has been cancelled", "cancelled")
-	tb.hasLink("How to remove the certificates", "/about/certificate")
+	tb.hasLink("How to remove the certificates", "/about/certificate#remove")
 	tb.shot("cancelled")
 }
