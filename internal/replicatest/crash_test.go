@@ -368,7 +368,8 @@ func recoveryTicket(resp *http.Response) string {
 	}
 	for _, ck := range resp.Cookies() {
 		if ck.Name == "__Host-certportal-recover" {
-			return ck.Value
+			ticket, _, _ := strings.Cut(ck.Value, ".") // ticket.ID
+			return ticket
 		}
 	}
 	return ""
