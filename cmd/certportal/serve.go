@@ -149,6 +149,9 @@ func (a *app) serve(ctx context.Context, o serveOptions, ready func(e *env, http
 	// Revocations no longer sign a CRL in their transaction; this re-signs
 	// soon after them, so the stored CRLs stay current between downloads.
 	go e.svc.RunCRLSigner(bg)
+	// Mail queued in the database (bulk imports, the console's new
+	// accounts) goes out from here, also what another process queued.
+	go e.svc.RunMailSender(bg, time.Minute)
 	// The root CRL is re-signed by an administrator: warn when it is due.
 	go watchRootCRL(bg, e, log)
 	// SIGHUP reloads the TLS certificate files; the poll picks up changed
