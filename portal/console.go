@@ -218,3 +218,19 @@ func (s *Service) Inventory(ctx context.Context, a Actor, fn func(*certportal.Ce
 	s.auditAlone(ctx, a, "", certportal.ActionInventoryExported, "certificates.csv, "+strconv.Itoa(n)+" certificates")
 	return nil
 }
+
+// Certificate returns one certificate by serial, as typed (any case,
+// colons, a leading 0x).
+func (s *Service) Certificate(ctx context.Context, serial string) (*certportal.Certificate, error) {
+	sn, err := certportal.NormalizeSerial(serial)
+	if err != nil {
+		return nil, err
+	}
+	var c *certportal.Certificate
+	err = s.Store.View(ctx, func(tx certportal.Tx) error {
+		var err error
+		c, err = tx.Certificate(ctx, sn)
+		return err
+	})
+	return c, err
+}
