@@ -18,19 +18,21 @@ import (
 // byte-wise like the IDs.
 const emailKey = `(lower(email) COLLATE "C")`
 
-// searchQuery is SearchAccounts: the first offset+limit accounts whose ID
-// is in the prefix's range (the primary key, in order), then the first
-// offset+limit whose lower-cased e-mail address is (accounts_email, in
-// order) and whose ID is not; the page is cut from the two. Neither part
-// reads more than offset+limit index entries.
-const searchQuery = `SELECT ` + accountCols + ` FROM (
-	(SELECT 0 AS part, id_key AS k1, '' COLLATE "C" AS k2, ` + accountCols + ` FROM accounts
-		WHERE id_key >= $1 AND id_key < $2 ORDER BY id_key LIMIT $3)
-	UNION ALL
-	(SELECT 1 AS part, ` + emailKey + `, id_key, ` + accountCols + ` FROM accounts
+// SearchAccounts reads the ID part of a page from the primary key (a
+// range, in order), and only when that part ends within the page, the
+// e-mail part from accounts_email (a range, in order, skipping accounts
+// whose ID matched). Either reads at most offset+limit index entries
+// (plus the accounts whose ID and e-mail both match, which are fewer than
+// that when the e-mail part is read at all), whatever the number of
+// accounts.
+const (
+	searchByID = `SELECT ` + accountCols + ` FROM accounts WHERE id_key >= $1 AND id_key < $2
+		ORDER BY id_key LIMIT $3 OFFSET $4`
+	countByID     = `SELECT count(*) FROM (SELECT 1 FROM accounts WHERE id_key >= $1 AND id_key < $2 LIMIT $3) AS ids`
+	searchByEmail = `SELECT ` + accountCols + ` FROM accounts
 		WHERE ` + emailKey + ` >= $1 AND ` + emailKey + ` < $2 AND NOT (id_key >= $1 AND id_key < $2)
-		ORDER BY ` + emailKey + `, id_key LIMIT $3)
-) AS found ORDER BY part, k1, k2 LIMIT $4 OFFSET $5`
+		ORDER BY ` + emailKey + `, id_key LIMIT $3 OFFSET $4`
+)
 
 // SearchAccounts lists accounts by ID prefix, then by e-mail prefix.
 func (t *tx) SearchAccounts(ctx context.Context, prefix string, offset, limit int) ([]certportal.Account, error) {
@@ -39,7 +41,19 @@ func (t *tx) SearchAccounts(ctx context.Context, prefix string, offset, limit in
 		return nil, nil
 	}
 	offset = max(offset, 0)
-	return t.queryAccounts(ctx, searchQuery, lo, hi, offset+limit, limit, offset)
+	out, err := t.queryAccounts(ctx, searchByID, lo, hi, limit, offset)
+	if err != nil || len(out) == limit {
+		return out, err
+	}
+	// Every account whose ID matches is before this page's end: n of them.
+	n := offset + len(out)
+	if len(out) == 0 && offset > 0 {
+		if err := t.tx.QueryRow(ctx, countByID, lo, hi, offset).Scan(&n); err != nil {
+			return nil, mapError(err, "", "")
+		}
+	}
+	more, err := t.queryAccounts(ctx, searchByEmail, lo, hi, limit-len(out), max(offset-n, 0))
+	return append(out, more...), err
 }
 
 // StaffAccounts lists the helpdesk and admin accounts, by ID.

@@ -12,19 +12,21 @@ import (
 // The admin console's reads (certportal.ConsoleTx). Each query reads an
 // index in the order it answers; TestConsoleQueryPlans holds them to it.
 
-// searchQuery is SearchAccounts: the first offset+limit accounts whose ID
-// is in the prefix's range (the primary key, in order), then the first
-// offset+limit whose lower-cased e-mail address is (accounts_email, in
-// order) and whose ID is not; the page is cut from the two. Neither part
-// reads more than offset+limit index entries.
-const searchQuery = `SELECT ` + accountCols + ` FROM (
-	SELECT * FROM (SELECT 0 AS part, id_key AS k1, '' AS k2, ` + accountCols + ` FROM accounts
-		WHERE id_key >= ? AND id_key < ? ORDER BY id_key LIMIT ?)
-	UNION ALL
-	SELECT * FROM (SELECT 1 AS part, lower(email) AS k1, id_key AS k2, ` + accountCols + ` FROM accounts
+// SearchAccounts reads the ID part of a page from the primary key (a
+// range, in order), and only when that part ends within the page, the
+// e-mail part from accounts_email (a range, in order, skipping accounts
+// whose ID matched). Either reads at most offset+limit index entries
+// (plus the accounts whose ID and e-mail both match, which are fewer than
+// that when the e-mail part is read at all), whatever the number of
+// accounts.
+const (
+	searchByID = `SELECT ` + accountCols + ` FROM accounts WHERE id_key >= ? AND id_key < ?
+		ORDER BY id_key LIMIT ? OFFSET ?`
+	countByID     = `SELECT COUNT(*) FROM (SELECT 1 FROM accounts WHERE id_key >= ? AND id_key < ? LIMIT ?)`
+	searchByEmail = `SELECT ` + accountCols + ` FROM accounts
 		WHERE lower(email) >= ? AND lower(email) < ? AND NOT (id_key >= ? AND id_key < ?)
-		ORDER BY lower(email), id_key LIMIT ?)
-) ORDER BY part, k1, k2 LIMIT ? OFFSET ?`
+		ORDER BY lower(email), id_key LIMIT ? OFFSET ?`
+)
 
 // SearchAccounts lists accounts by ID prefix, then by e-mail prefix.
 func (t *tx) SearchAccounts(ctx context.Context, prefix string, offset, limit int) ([]certportal.Account, error) {
@@ -33,8 +35,19 @@ func (t *tx) SearchAccounts(ctx context.Context, prefix string, offset, limit in
 		return nil, nil
 	}
 	offset = max(offset, 0)
-	n := offset + limit
-	return t.queryAccounts(ctx, searchQuery, lo, hi, n, lo, hi, lo, hi, n, limit, offset)
+	out, err := t.queryAccounts(ctx, searchByID, lo, hi, limit, offset)
+	if err != nil || len(out) == limit {
+		return out, err
+	}
+	// Every account whose ID matches is before this page's end: n of them.
+	n := offset + len(out)
+	if len(out) == 0 && offset > 0 {
+		if err := t.queryRow(ctx, countByID, lo, hi, offset).Scan(&n); err != nil {
+			return nil, mapError(err, "", "")
+		}
+	}
+	more, err := t.queryAccounts(ctx, searchByEmail, lo, hi, lo, hi, limit-len(out), max(offset-n, 0))
+	return append(out, more...), err
 }
 
 // StaffAccounts lists the helpdesk and admin accounts, by ID.

@@ -1,0 +1,18 @@
+package postgres
+
+import (
+	"testing"
+
+	"github.com/certportal/certportal"
+	"github.com/certportal/certportal/storetest"
+)
+
+// BenchmarkConsole runs the admin console's benchmarks (storetest.BenchConsole,
+// 100,000 accounts and certificates) on a fresh PostgreSQL database; the
+// figures are in docs/BENCHMARKS.md.
+func BenchmarkConsole(b *testing.B) {
+	storetest.BenchConsole(b, func(b *testing.B) certportal.Store {
+		db, _ := openFresh(b)
+		return db
+	})
+}
