@@ -11,5 +11,5 @@ import (
 // 100,000 accounts and certificates) on an SQLite file; the figures are in
 // docs/BENCHMARKS.md.
 func BenchmarkConsole(b *testing.B) {
-	storetest.BenchConsole(b, func(b *testing.B) certportal.Store { return openTemp(b) })
+	storetest.BenchConsole(b, func(b *testing.B) certportal.Store { return openTemp(b) }, nil)
 }

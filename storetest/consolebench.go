@@ -28,10 +28,16 @@ const ConsoleAccounts = 100_000
 //   - Search/NoMatch: a prefix nothing has;
 //   - AccountPage: one account's page: the account, its certificates,
 //     lockouts, last 20 audit records and queued mails, in one View.
-func BenchConsole(b *testing.B, open func(b *testing.B) certportal.Store) {
+//
+// settle, when set, runs after the filling (postgres: ANALYZE, which
+// autovacuum would run soon after such a change).
+func BenchConsole(b *testing.B, open func(b *testing.B) certportal.Store, settle func(b *testing.B)) {
 	s := open(b)
 	start := time.Now()
 	fillConsole(b, s)
+	if settle != nil {
+		settle(b)
+	}
 	b.Logf("filled %d accounts and certificates in %v", ConsoleAccounts, time.Since(start).Round(time.Millisecond))
 	ctx := context.Background()
 	search := func(prefix string, offset int) func(b *testing.B) {
