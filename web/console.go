@@ -129,11 +129,11 @@ type reasonOption struct{ Value, Text string }
 // consoleReasons are the RFC 5280 reasons an administrator may give (as
 // cert revoke takes them); "" is no reason, which the CRL omits.
 var consoleReasons = []reasonOption{
-	{"keyCompromise", "keyCompromise: the private key is lost or stolen (a lost laptop)"},
-	{"affiliationChanged", "affiliationChanged: the user's details changed"},
-	{"superseded", "superseded: replaced by a new certificate"},
-	{"cessationOfOperation", "cessationOfOperation: no longer needed"},
-	{"privilegeWithdrawn", "privilegeWithdrawn: the user may no longer sign in with it"},
+	{"keyCompromise", "keyCompromise"},
+	{"affiliationChanged", "affiliationChanged"},
+	{"superseded", "superseded"},
+	{"cessationOfOperation", "cessationOfOperation"},
+	{"privilegeWithdrawn", "privilegeWithdrawn"},
 	{"", "no reason given"},
 }
 
