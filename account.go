@@ -41,8 +41,19 @@ type Account struct {
 	PasswordExpires time.Time
 	Method          SignInMethod
 	Status          AccountStatus
-	Created         time.Time
-	Updated         time.Time
+	// Role is what the account may do in the admin console; "" is read
+	// as RoleUser (see RoleOf).
+	Role    Role
+	Created time.Time
+	Updated time.Time
+}
+
+// RoleOf returns the account's role, RoleUser when none is set.
+func (a *Account) RoleOf() Role {
+	if a.Role == "" {
+		return RoleUser
+	}
+	return a.Role
 }
 
 // Limits of account fields.

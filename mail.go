@@ -4,6 +4,11 @@ import "context"
 
 // Mail is a plain-text message to one or more recipients.
 type Mail struct {
+	// ID, when set, names the mail for good: a mail sent again under the
+	// same ID (after a crash between sending and recording it) is the same
+	// message (same Message-ID; the .eml outbox writes the same file), so
+	// a retry never makes a second mail. "" = a new ID each send.
+	ID      string
 	To      []string
 	Subject string
 	Body    string

@@ -126,6 +126,10 @@ type Tx interface {
 	// pending one waits for its transaction); NotFound for an unknown serial.
 	ExpiringCertificates(ctx context.Context, after, before time.Time) ([]Certificate, error)
 	ClaimReminder(ctx context.Context, serial string, days int, at time.Time) (bool, error)
+
+	// The admin console's reads and the mail outbox (console.go).
+	ConsoleTx
+	OutboxTx
 }
 
 // CertFilter selects certificates in ListCertificates.

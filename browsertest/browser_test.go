@@ -32,6 +32,8 @@ const storyDeadline = 90 * time.Second
 type profile struct {
 	home  string
 	nssdb string // "sql:" + the directory, as the NSS tools take it
+	// cn is the user whose certificate Chromium picks ("" = alice).
+	cn string
 }
 
 // newProfile makes a HOME with an NSS database that trusts the portal's
@@ -94,7 +96,11 @@ func (p *profile) launch(t *testing.T, parent context.Context) *tab {
 	if err := os.MkdirAll(filepath.Join(userData, "Default"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(userData, "Default", "Preferences"), []byte(preferences), 0o600); err != nil {
+	prefs := preferences
+	if p.cn != "" {
+		prefs = strings.Replace(prefs, `"CN":"alice"`, `"CN":"`+p.cn+`"`, 1)
+	}
+	if err := os.WriteFile(filepath.Join(userData, "Default", "Preferences"), []byte(prefs), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	logs := &syncBuffer{}

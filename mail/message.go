@@ -58,9 +58,13 @@ func compose(m certportal.Mail, from string, now time.Time, rnd io.Reader, allow
 	if err != nil {
 		return nil, errorf(certportal.Invalid, err, "the sender address "+quote(from)+" is not a valid e-mail address")
 	}
-	id, err := messageID(now, rnd)
-	if err != nil {
-		return nil, err
+	id := m.ID
+	if id == "" {
+		if id, err = messageID(now, rnd); err != nil {
+			return nil, err
+		}
+	} else if !stableID(id) {
+		return nil, errorf(certportal.Invalid, nil, "the mail's ID "+quote(id)+" may hold only letters, digits, '.' and '-'")
 	}
 	body := normalizeBody(m.Body)
 	enc := chooseEncoding(body, allow8bit)
@@ -103,6 +107,20 @@ func messageID(now time.Time, rnd io.Reader) (string, error) {
 	// A fixed-width stamp (9 fraction digits, always UTC) sorts as text
 	// in time order.
 	return now.UTC().Format("20060102T150405.000000000Z") + "-" + hex.EncodeToString(b[:]), nil
+}
+
+// stableID reports whether a caller's mail ID (certportal.Mail.ID) is
+// safe as the left part of a Message-ID and as a file name.
+func stableID(id string) bool {
+	if id == "" || len(id) > 100 || id[0] == '.' || id[0] == '-' {
+		return false
+	}
+	for _, c := range []byte(id) {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // domainOf returns the domain of an address, for the right side of a

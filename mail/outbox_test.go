@@ -347,3 +347,34 @@ func BenchmarkOutboxSend(b *testing.B) {
 		}
 	}
 }
+
+// TestOutboxStableID checks that a mail sent twice under one ID (a retry
+// after a crash between the send and its record) is one file with one
+// Message-ID, and that an unsafe ID is refused before anything is written.
+func TestOutboxStableID(t *testing.T) {
+	dir := t.TempDir()
+	o := &Outbox{Dir: dir}
+	m := certportal.Mail{ID: "20260314T150926.535897000Z-q42", To: []string{"a@example.com"}, Subject: "s", Body: "b"}
+	for range 2 {
+		if err := o.Send(context.Background(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	names, _ := filepath.Glob(filepath.Join(dir, "*.eml"))
+	if len(names) != 1 || filepath.Base(names[0]) != m.ID+".eml" {
+		t.Fatalf("files %v, want one named %s.eml", names, m.ID)
+	}
+	data, _ := os.ReadFile(names[0])
+	if !strings.Contains(string(data), "Message-ID: <"+m.ID+"@localhost>") {
+		t.Errorf("the file does not carry the stable Message-ID:\n%s", data)
+	}
+	for _, bad := range []string{"../x", "a/b", "-x", "a b", strings.Repeat("x", 101)} {
+		m.ID = bad
+		if err := o.Send(context.Background(), m); certportal.ErrorCodeOf(err) != certportal.Invalid {
+			t.Errorf("ID %q: %v, want Invalid", bad, err)
+		}
+	}
+	if names, _ = filepath.Glob(filepath.Join(dir, "*")); len(names) != 1 {
+		t.Errorf("refused IDs left files: %v", names)
+	}
+}

@@ -53,7 +53,8 @@ type Service struct {
 	// reports nothing.
 	Events Events
 
-	crl crlSigning // see crl.go
+	crl    crlSigning // see crl.go
+	outbox mailWake   // see outbox.go
 }
 
 // New returns a Service with defaults filled in.
@@ -76,8 +77,12 @@ func New(store certportal.Store, authority *ca.Authority, mailer certportal.Mail
 
 // Actor says who asks for an operation and from where, for the audit log.
 type Actor struct {
-	Name   string // "admin", "user:<id>", "system"
+	Name   string // "admin", "user:<id>", "<role>:<id>" (console), "system"
 	Remote string // client address, or "cli"
+	// Account is the ID of the account acting in the admin console (""
+	// for the command line and the system): the rules that concern the
+	// actor's own account (no change of one's own role) read it.
+	Account string
 }
 
 // Admin is the actor of the command line.

@@ -54,22 +54,28 @@ func notFoundIfNone(n int64, message string) error {
 
 // Accounts.
 
-const accountCols = `id, email, password_hash, password_expires, method, status, created, updated`
+const accountCols = `id, email, password_hash, password_expires, method, status, created, updated, role`
+
+// accountColsOf is accountCols qualified with a table alias, for joins.
+func accountColsOf(alias string) string {
+	return alias + "." + strings.ReplaceAll(accountCols, ", ", ", "+alias+".")
+}
 
 // accountRow receives the columns accountCols names.
 type accountRow struct {
 	a                     certportal.Account
 	exp, created, updated *time.Time
-	method, status        string
+	method, status, role  string
 }
 
 func (r *accountRow) dest() []any {
-	return []any{&r.a.ID, &r.a.Email, &r.a.PasswordHash, &r.exp, &r.method, &r.status, &r.created, &r.updated}
+	return []any{&r.a.ID, &r.a.Email, &r.a.PasswordHash, &r.exp, &r.method, &r.status, &r.created, &r.updated, &r.role}
 }
 
 func (r *accountRow) account() *certportal.Account {
 	r.a.PasswordExpires, r.a.Created, r.a.Updated = fromTS(r.exp), fromTS(r.created), fromTS(r.updated)
 	r.a.Method, r.a.Status = certportal.SignInMethod(r.method), certportal.AccountStatus(r.status)
+	r.a.Role = certportal.Role(r.role)
 	return &r.a
 }
 
@@ -83,10 +89,10 @@ func scanAccount(s pgx.Row) (*certportal.Account, error) {
 
 // CreateAccount adds an account; Conflict when its ID is taken in any case.
 func (t *tx) CreateAccount(ctx context.Context, a *certportal.Account) error {
-	tag, err := t.tx.Exec(ctx, `INSERT INTO accounts (id_key, `+accountCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+	tag, err := t.tx.Exec(ctx, `INSERT INTO accounts (id_key, `+accountCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 		ON CONFLICT DO NOTHING`,
 		certportal.IDKey(a.ID), a.ID, a.Email, a.PasswordHash, ts(a.PasswordExpires),
-		string(a.Method), string(a.Status), ts(a.Created), ts(a.Updated))
+		string(a.Method), string(a.Status), ts(a.Created), ts(a.Updated), string(a.RoleOf()))
 	if err != nil {
 		return mapError(err, "", "")
 	}
@@ -121,9 +127,9 @@ func (t *tx) LockAccount(ctx context.Context, id string) (*certportal.Account, e
 // UpdateAccount writes every field of a but its ID and Created.
 func (t *tx) UpdateAccount(ctx context.Context, a *certportal.Account) error {
 	tag, err := t.tx.Exec(ctx, `UPDATE accounts SET email = $1, password_hash = $2, password_expires = $3,
-		method = $4, status = $5, updated = $6 WHERE id_key = $7`,
+		method = $4, status = $5, updated = $6, role = $7 WHERE id_key = $8`,
 		a.Email, a.PasswordHash, ts(a.PasswordExpires), string(a.Method), string(a.Status),
-		ts(a.Updated), certportal.IDKey(a.ID))
+		ts(a.Updated), string(a.RoleOf()), certportal.IDKey(a.ID))
 	if err != nil {
 		return mapError(err, "", "")
 	}
@@ -182,7 +188,7 @@ func scanCert(s pgx.Row) (*certportal.Certificate, error) {
 
 // lookupQuery is Lookup's one statement: certCols and the account's.
 var lookupQuery = `SELECT ` + strings.Replace(certCols, " FROM ",
-	", a.id, a.email, a.password_hash, a.password_expires, a.method, a.status, a.created, a.updated FROM ", 1) +
+	", "+accountColsOf("a")+" FROM ", 1) +
 	` WHERE c.sha256 = $1`
 
 // InsertCertificate records a certificate. Conflict for an existing serial

@@ -19,7 +19,7 @@ const sessionCols = `s.id, a.id, s.cert_serial, s.remote, s.created, s.last_seen
 // lookupSessionQuery is LookupSession's one statement: the session, its
 // account, and the status of the certificate it is bound to, if any.
 var lookupSessionQuery = `SELECT s.id, a.id, s.cert_serial, s.remote, s.created, s.last_seen, s.expires,
-	a.id, a.email, a.password_hash, a.password_expires, a.method, a.status, a.created, a.updated,
+	` + accountColsOf("a") + `,
 	c.serial IS NOT NULL, c.not_after, c.revoked, c.reason
 	FROM sessions s JOIN accounts a ON a.id_key = s.account
 	LEFT JOIN certificates c ON s.cert_serial <> '' AND c.serial = s.cert_serial

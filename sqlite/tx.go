@@ -123,22 +123,28 @@ func affected(res sql.Result, notFound string) error {
 
 // Accounts.
 
-const accountCols = `id, email, password_hash, password_expires, method, status, created, updated`
+const accountCols = `id, email, password_hash, password_expires, method, status, created, updated, role`
+
+// accountColsOf is accountCols qualified with a table alias, for joins.
+func accountColsOf(alias string) string {
+	return alias + "." + strings.ReplaceAll(accountCols, ", ", ", "+alias+".")
+}
 
 // accountRow receives the columns accountCols names.
 type accountRow struct {
 	a                     certportal.Account
 	exp, created, updated sql.NullInt64
-	method, status        string
+	method, status, role  string
 }
 
 func (r *accountRow) dest() []any {
-	return []any{&r.a.ID, &r.a.Email, &r.a.PasswordHash, &r.exp, &r.method, &r.status, &r.created, &r.updated}
+	return []any{&r.a.ID, &r.a.Email, &r.a.PasswordHash, &r.exp, &r.method, &r.status, &r.created, &r.updated, &r.role}
 }
 
 func (r *accountRow) account() *certportal.Account {
 	r.a.PasswordExpires, r.a.Created, r.a.Updated = fromMicros(r.exp), fromMicros(r.created), fromMicros(r.updated)
 	r.a.Method, r.a.Status = certportal.SignInMethod(r.method), certportal.AccountStatus(r.status)
+	r.a.Role = certportal.Role(r.role)
 	return &r.a
 }
 
@@ -152,9 +158,9 @@ func scanAccount(s scanner) (*certportal.Account, error) {
 
 // CreateAccount adds an account; Conflict when its ID is taken in any case.
 func (t *tx) CreateAccount(ctx context.Context, a *certportal.Account) error {
-	_, err := t.exec(ctx, `INSERT INTO accounts (id_key, `+accountCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err := t.exec(ctx, `INSERT INTO accounts (id_key, `+accountCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		certportal.IDKey(a.ID), a.ID, a.Email, a.PasswordHash, micros(a.PasswordExpires),
-		string(a.Method), string(a.Status), micros(a.Created), micros(a.Updated))
+		string(a.Method), string(a.Status), micros(a.Created), micros(a.Updated), string(a.RoleOf()))
 	return mapError(err, "", fmt.Sprintf("the user ID %q is taken", a.ID))
 }
 
@@ -177,9 +183,9 @@ func (t *tx) LockAccount(ctx context.Context, id string) (*certportal.Account, e
 // UpdateAccount writes every field of a but its ID and Created.
 func (t *tx) UpdateAccount(ctx context.Context, a *certportal.Account) error {
 	res, err := t.exec(ctx, `UPDATE accounts SET email = ?, password_hash = ?, password_expires = ?,
-		method = ?, status = ?, updated = ? WHERE id_key = ?`,
+		method = ?, status = ?, updated = ?, role = ? WHERE id_key = ?`,
 		a.Email, a.PasswordHash, micros(a.PasswordExpires), string(a.Method), string(a.Status),
-		micros(a.Updated), certportal.IDKey(a.ID))
+		micros(a.Updated), string(a.RoleOf()), certportal.IDKey(a.ID))
 	if err != nil {
 		return mapError(err, "", "")
 	}
@@ -238,7 +244,7 @@ func scanCert(s scanner) (*certportal.Certificate, error) {
 
 // lookupQuery is Lookup's one statement: certCols and the account's.
 var lookupQuery = `SELECT ` + strings.Replace(certCols, " FROM ",
-	", a.id, a.email, a.password_hash, a.password_expires, a.method, a.status, a.created, a.updated FROM ", 1) +
+	", "+accountColsOf("a")+" FROM ", 1) +
 	` WHERE c.sha256 = ?`
 
 // InsertCertificate records a certificate. Conflict for an existing serial

@@ -50,6 +50,10 @@ func Run(t *testing.T, open func(t *testing.T) certportal.Store) {
 		{"ConcurrentIssue", testConcurrentIssue},
 		{"ExpiringCertificates", testExpiringCertificates},
 		{"ClaimReminder", testClaimReminder},
+		{"Roles", testRoles},
+		{"SearchAccounts", testSearchAccounts},
+		{"ConsoleReads", testConsoleReads},
+		{"Outbox", testOutbox},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

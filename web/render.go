@@ -61,6 +61,7 @@ func mustParsePages() pageSet {
 		t := template.Must(template.New(name).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html"))
 		set[name] = t
 	}
+	addConsolePages(set)
 	return set
 }
 
@@ -118,6 +119,8 @@ type pageData struct {
 	// Issuers are every issuing CA, newest first (more than one after a
 	// rollover); Issuing is the newest.
 	Issuers []caInfo
+
+	Console *consoleData // the admin console's pages (console.go)
 }
 
 // page renders a page with a status. It renders into a buffer first, so a

@@ -4,6 +4,8 @@ import (
 	"crypto/x509"
 	"net/http"
 	"strings"
+
+	"github.com/certportal/certportal"
 )
 
 // Access says who may call a route.
@@ -24,7 +26,26 @@ const (
 	// the connection alone, never by a cookie, so a web page cannot drive
 	// them; the handler checks the certificate.
 	Certificate
+	// Helpdesk and Admin are the admin console's routes (console.go): a
+	// session started by certificate whose account has at least that
+	// role. A password session gets 403 whatever its role, so a stolen
+	// password never reaches the console; an account with a lesser role
+	// gets 403; without a session, as Session.
+	Helpdesk
+	Admin
 )
+
+// role returns the least role a console route needs, or "" for the
+// other kinds.
+func (a Access) role() certportal.Role {
+	switch a {
+	case Helpdesk:
+		return certportal.RoleHelpdesk
+	case Admin:
+		return certportal.RoleAdmin
+	}
+	return ""
+}
 
 func (a Access) String() string {
 	switch a {
@@ -34,6 +55,10 @@ func (a Access) String() string {
 		return "certificate session"
 	case Certificate:
 		return "certificate"
+	case Helpdesk:
+		return "helpdesk by certificate"
+	case Admin:
+		return "admin by certificate"
 	}
 	return "anyone"
 }
@@ -48,6 +73,9 @@ type Route struct {
 	JSON bool
 	// CA routes are also served on the plain-HTTP listener.
 	CA bool
+	// MaxBody, when set, bounds the body instead of Server.MaxBody (the
+	// console's CSV upload).
+	MaxBody int64
 }
 
 // route is a Route with its handler: h for Anyone and Certificate, hs for
@@ -71,7 +99,7 @@ func (s *Server) table() []route {
 	ca := func(method, path string, h http.HandlerFunc) route {
 		return route{Route: Route{Method: method, Path: path, CA: true}, h: h}
 	}
-	return []route{
+	return append([]route{
 		page("GET", "/{$}", s.handleHome),
 		page("GET", "/login", s.handleLoginForm),
 		page("POST", "/login", s.handleLogin),
@@ -108,7 +136,7 @@ func (s *Server) table() []route {
 		// GET /ocsp/{request...} is served by wrap before the mux sees
 		// it: base64 may contain "//", which ServeMux would "clean" with
 		// a redirect.
-	}
+	}, s.consoleRoutes()...)
 }
 
 // Routes lists the route table, for tests and documentation.
@@ -137,9 +165,13 @@ func (s *Server) mux(caOnly bool) *http.ServeMux {
 // on every method that has a body, and the session check.
 func (s *Server) handlerOf(rt route) http.Handler {
 	limit := rt.Method != http.MethodGet && rt.Method != http.MethodHead
+	max := rt.MaxBody
+	if max == 0 {
+		max = s.MaxBody
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if limit {
-			r.Body = http.MaxBytesReader(w, r.Body, s.MaxBody)
+			r.Body = http.MaxBytesReader(w, r.Body, max)
 		}
 		if rt.hs == nil {
 			rt.h(w, r)
@@ -148,6 +180,7 @@ func (s *Server) handlerOf(rt route) http.Handler {
 		si := s.requireSession(w, r)
 		switch {
 		case si == nil:
+		case rt.Access.role() != "" && !s.consoleAllowed(w, r, rt.Access.role(), si):
 		case rt.Access == CertSession && si.sess.CertSerial == "":
 			s.page(w, r, http.StatusForbidden, "message", pageData{
 				Title:    "Sign in with your certificate to do this",

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/certportal/certportal"
 	"github.com/certportal/certportal/web"
 )
 
@@ -22,8 +23,10 @@ func concretePath(p string) string {
 // says: JSON routes live under /api/; every route with a body refuses a
 // cross-origin request (403) and an oversized body (413); a session route
 // without a session leads GET to /login and refuses anything else (401); a
-// certificate route without a certificate is 401. A new route is checked
-// by being a row.
+// certificate route without a certificate is 401; a console route (under
+// /admin/) refuses a user and a password session (403) and is otherwise a
+// session route; a route with its own body limit is held to it. A new
+// route is checked by being a row.
 func TestRouteTable(t *testing.T) {
 	e := newEnv(t)
 	e.addUser("tess", "tess@example.com", "tess password 1")
@@ -38,20 +41,39 @@ func TestRouteTable(t *testing.T) {
 		t.Fatalf("certificate sign-in: %d", r.StatusCode)
 	}
 	anonymous := e.client(nil)
+	admin, _ := e.certClient("ada", certportal.RoleAdmin)
 
 	routes := e.web.Routes()
 	if len(routes) < 20 {
 		t.Fatalf("the route table has %d rows", len(routes))
 	}
-	big := "p12_password=" + strings.Repeat("x", web.DefaultMaxBody+1)
 	for _, rt := range routes {
+		limit := int64(web.DefaultMaxBody)
+		if rt.MaxBody > 0 {
+			limit = rt.MaxBody
+		}
+		big := "p12_password=" + strings.Repeat("x", int(limit)+1)
 		path := concretePath(rt.Path)
 		name := rt.Method + " " + rt.Path
 		if rt.JSON != strings.HasPrefix(path, "/api/") {
 			t.Errorf("%s: JSON %v, but JSON routes are exactly those under /api/", name, rt.JSON)
 		}
+		console := rt.Access == web.Helpdesk || rt.Access == web.Admin
+		if console != strings.HasPrefix(path, "/admin/") {
+			t.Errorf("%s: access %v, but the console's routes are exactly those under /admin/", name, rt.Access)
+		}
+		if console {
+			// Never for a password session or a user, whatever the method.
+			for _, c := range []*http.Client{withSession, withCert} {
+				req, _ := http.NewRequest(rt.Method, e.srv.URL+path, strings.NewReader("x=1"))
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				if r := e.do(c, req); r.StatusCode != http.StatusForbidden {
+					t.Errorf("%s by a user (password or certificate): %d, want 403", name, r.StatusCode)
+				}
+			}
+		}
 		if rt.Method == http.MethodGet {
-			if rt.Access == web.Session {
+			if rt.Access == web.Session || console {
 				if r := e.get(anonymous, path); r.StatusCode != http.StatusSeeOther || r.Header.Get("Location") != "/login" {
 					t.Errorf("%s without a session: %d to %q, want 303 to /login", name, r.StatusCode, r.Header.Get("Location"))
 				}
@@ -69,8 +91,11 @@ func TestRouteTable(t *testing.T) {
 		}
 		// Oversized: 413, by a caller the route lets in.
 		c := withSession
-		if rt.Access == web.Certificate || rt.Access == web.CertSession {
+		switch rt.Access {
+		case web.Certificate, web.CertSession:
 			c = withCert
+		case web.Helpdesk, web.Admin:
+			c = admin
 		}
 		if r := e.postRaw(c, path, "application/x-www-form-urlencoded", big); r.StatusCode != http.StatusRequestEntityTooLarge {
 			t.Errorf("%s with a body over the limit: %d, want 413", name, r.StatusCode)
@@ -81,7 +106,7 @@ func TestRouteTable(t *testing.T) {
 				t.Errorf("%s with a password session: %d, want 403", name, r.StatusCode)
 			}
 			fallthrough
-		case web.Session:
+		case web.Session, web.Helpdesk, web.Admin:
 			if r := e.postRaw(anonymous, path, "application/x-www-form-urlencoded", "x=1"); r.StatusCode != http.StatusUnauthorized {
 				t.Errorf("%s without a session: %d, want 401", name, r.StatusCode)
 			}

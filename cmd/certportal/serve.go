@@ -203,6 +203,9 @@ func (a *app) background(ctx context.Context, e *env, certs *web.CertReloader, l
 	// Revocations no longer sign a CRL in their transaction; this re-signs
 	// soon after them, so the stored CRLs stay current between downloads.
 	wg.Go(func() { e.svc.RunCRLSigner(ctx) })
+	// Mail queued in the database (bulk imports, the console's new
+	// accounts) goes out from here, also what another process queued.
+	wg.Go(func() { e.svc.RunMailSender(ctx, time.Minute) })
 	// The root CRL is re-signed by an administrator: warn when it is due.
 	wg.Go(func() { watchRootCRL(ctx, e, log) })
 	// SIGHUP reloads the TLS certificate files; the poll picks up changed

@@ -12,7 +12,8 @@ import (
 
 func (a *app) userCommand() *cobra.Command {
 	c := &cobra.Command{Use: "user", Short: "Manage accounts"}
-	c.AddCommand(a.userAdd(), a.userShow(), a.userList(), a.userCancel(), a.userUnlock(), a.userResetPassword(), a.userSetEmail())
+	c.AddCommand(a.userAdd(), a.userShow(), a.userList(), a.userCancel(), a.userUnlock(), a.userResetPassword(), a.userSetEmail(),
+		a.userSetRole(), a.userImport())
 	return c
 }
 
@@ -22,12 +23,13 @@ type accountJSON struct {
 	Email           string `json:"email"`
 	Method          string `json:"method"`
 	Status          string `json:"status"`
+	Role            string `json:"role"`
 	PasswordExpires string `json:"password_expires,omitempty"`
 	Created         string `json:"created"`
 }
 
 func toAccountJSON(acc *certportal.Account) accountJSON {
-	j := accountJSON{ID: acc.ID, Email: acc.Email, Method: string(acc.Method), Status: string(acc.Status), Created: acc.Created.UTC().Format("2006-01-02T15:04:05Z")}
+	j := accountJSON{ID: acc.ID, Email: acc.Email, Method: string(acc.Method), Status: string(acc.Status), Role: string(acc.RoleOf()), Created: acc.Created.UTC().Format("2006-01-02T15:04:05Z")}
 	if !acc.PasswordExpires.IsZero() {
 		j.PasswordExpires = acc.PasswordExpires.UTC().Format("2006-01-02T15:04:05Z")
 	}
@@ -44,9 +46,9 @@ func (a *app) printAccounts(list []certportal.Account) error {
 	}
 	rows := make([][]string, 0, len(list))
 	for _, acc := range list {
-		rows = append(rows, []string{acc.ID, acc.Email, string(acc.Method), string(acc.Status)})
+		rows = append(rows, []string{acc.ID, acc.Email, string(acc.Method), string(acc.Status), string(acc.RoleOf())})
 	}
-	return printTable(a.stdout, []string{"ID", "EMAIL", "METHOD", "STATUS"}, rows)
+	return printTable(a.stdout, []string{"ID", "EMAIL", "METHOD", "STATUS", "ROLE"}, rows)
 }
 
 func (a *app) userAdd() *cobra.Command {
