@@ -2,8 +2,10 @@ package certportal
 
 import (
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"strconv"
 	"time"
 )
 
@@ -45,11 +47,40 @@ type AuditEvent struct {
 	Remote    string    `json:"remote"` // client address, or "cli"
 	PrevHash  string    `json:"prev_hash"`
 	Hash      string    `json:"hash"`
+	// HashVersion says how Hash was computed: 1 (records written before
+	// every column was hashed: JSON of the fields above) or 2
+	// (AuditHashVersion). 0 for a record not read from storage.
+	HashVersion int `json:"-"`
+	// AccountKey is the stored lookup key of AccountID (lower case); a
+	// record read from storage must carry IDKey(AccountID), or it would
+	// hide from the account's listing.
+	AccountKey string `json:"-"`
 }
 
+// AuditHashVersion is the hash version of new records: every stored
+// column, length-prefixed.
+const AuditHashVersion = 2
+
 // AuditHash computes the hash of e over every field but Hash, chained to
-// e.PrevHash. Storage calls it when appending, with Seq and PrevHash set.
+// e.PrevHash, in e's HashVersion (2 when 0). Storage calls it when
+// appending, with Seq and PrevHash set.
+//
+// Version 2 hashes each stored column — seq, time (Unix microseconds,
+// the precision both stores keep), actor, account, action, detail,
+// address, previous hash — as a 4-byte big-endian length and its bytes,
+// after a fixed label, so no two records can encode alike.
 func AuditHash(e *AuditEvent) string {
+	if e.HashVersion != 1 {
+		h := sha256.New()
+		for _, f := range []string{"certportal audit record v2", strconv.FormatInt(e.Seq, 10),
+			strconv.FormatInt(e.Time.UnixMicro(), 10), e.Actor, e.AccountID, e.Action, e.Detail, e.Remote, e.PrevHash} {
+			var n [4]byte
+			binary.BigEndian.PutUint32(n[:], uint32(len(f)))
+			h.Write(n[:])
+			h.Write([]byte(f))
+		}
+		return hex.EncodeToString(h.Sum(nil))
+	}
 	c := *e
 	c.Hash = ""
 	c.Time = c.Time.UTC()
@@ -74,6 +105,12 @@ func VerifyAuditChain(events []AuditEvent) (int64, error) {
 		}
 		if AuditHash(e) != e.Hash {
 			return e.Seq, Errorf(Conflict, "audit record %d has been altered", e.Seq)
+		}
+		if e.HashVersion > 0 && e.AccountKey != IDKey(e.AccountID) {
+			return e.Seq, Errorf(Conflict, "audit record %d has been altered: its account column was changed", e.Seq)
+		}
+		if i > 0 && e.HashVersion < events[i-1].HashVersion {
+			return e.Seq, Errorf(Conflict, "audit record %d has been altered: it claims an older hash version than the record before it", e.Seq)
 		}
 		prev = e.Hash
 		want++

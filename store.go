@@ -109,6 +109,17 @@ type Tx interface {
 	// serialised against every other append.
 	AppendAudit(ctx context.Context, e *AuditEvent) error
 	ListAudit(ctx context.Context, f AuditFilter) ([]AuditEvent, error)
+	// AuditV2From is the first sequence number hashed with
+	// AuditHashVersion 2 (recorded when the stronger hashing began; the
+	// records before it keep version 1).
+	AuditV2From(ctx context.Context) (int64, error)
+	// LastAudit returns the newest record's sequence number and hash (0
+	// and "" for an empty log).
+	LastAudit(ctx context.Context) (int64, string, error)
+	// AddCheckpoint stores a signed checkpoint; Conflict when one for its
+	// sequence number exists. Checkpoints lists them in sequence order.
+	AddCheckpoint(ctx context.Context, c *AuditCheckpoint) error
+	Checkpoints(ctx context.Context) ([]AuditCheckpoint, error)
 	CountAudit(ctx context.Context, accountID, action string, since time.Time) (int, error)
 
 	// CRLs: NextCRLNumber returns a number never returned before for that

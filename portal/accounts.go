@@ -134,19 +134,6 @@ func (s *Service) Audit(ctx context.Context, f certportal.AuditFilter) ([]certpo
 	return list, err
 }
 
-// VerifyAudit checks the hash chain of the whole audit log and returns the
-// number of records checked.
-func (s *Service) VerifyAudit(ctx context.Context) (int, error) {
-	list, err := s.Audit(ctx, certportal.AuditFilter{})
-	if err != nil {
-		return 0, err
-	}
-	if _, err := certportal.VerifyAuditChain(list); err != nil {
-		return len(list), err
-	}
-	return len(list), nil
-}
-
 // SetEmail changes the registered address; a notice goes to the old and
 // the new address. Certificates issued before keep the old address in
 // their SAN until they are replaced.

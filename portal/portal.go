@@ -7,6 +7,7 @@ package portal
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
@@ -52,6 +53,12 @@ type Service struct {
 	// Events, when set, hears what the service did (for metrics); nil
 	// reports nothing.
 	Events Events
+	// AuditKey signs the audit log's checkpoints (DATA/ca/audit.key), and
+	// CheckpointLog is the file they are also appended to
+	// (DATA/audit-checkpoints.log). Without a key no checkpoint is
+	// written, and any stored one fails verification.
+	AuditKey      ed25519.PrivateKey
+	CheckpointLog string
 
 	crl    crlSigning // see crl.go
 	outbox mailWake   // see outbox.go

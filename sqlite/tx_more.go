@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"time"
@@ -252,11 +253,12 @@ func (t *tx) AppendAudit(ctx context.Context, e *certportal.AuditEvent) error {
 	}
 	e.Seq, e.PrevHash = seq+1, prev
 	e.Time = e.Time.Truncate(time.Microsecond).UTC()
+	e.HashVersion, e.AccountKey = certportal.AuditHashVersion, certportal.IDKey(e.AccountID)
 	e.Hash = certportal.AuditHash(e)
 	_, err = t.exec(ctx, `INSERT INTO audit (seq, time, actor, account_id, account_key, action, detail, remote,
-		prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		e.Seq, e.Time.UnixMicro(), e.Actor, e.AccountID, certportal.IDKey(e.AccountID), e.Action, e.Detail, e.Remote,
-		e.PrevHash, e.Hash)
+		prev_hash, hash, hash_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		e.Seq, e.Time.UnixMicro(), e.Actor, e.AccountID, e.AccountKey, e.Action, e.Detail, e.Remote,
+		e.PrevHash, e.Hash, e.HashVersion)
 	return mapError(err, "", "the audit log changed meanwhile; try again")
 }
 
@@ -266,7 +268,7 @@ func (t *tx) ListAudit(ctx context.Context, f certportal.AuditFilter) ([]certpor
 	if limit <= 0 {
 		limit = -1 // SQLite: no limit
 	}
-	q, args := `SELECT seq, time, actor, account_id, action, detail, remote, prev_hash, hash
+	q, args := `SELECT seq, time, actor, account_id, action, detail, remote, prev_hash, hash, hash_version, account_key
 		FROM audit WHERE seq > ?`, []any{f.AfterSeq}
 	if f.AccountID != "" {
 		q += ` AND account_key = ?`
@@ -282,7 +284,7 @@ func (t *tx) ListAudit(ctx context.Context, f certportal.AuditFilter) ([]certpor
 		var e certportal.AuditEvent
 		var at int64
 		if err := rows.Scan(&e.Seq, &at, &e.Actor, &e.AccountID, &e.Action, &e.Detail, &e.Remote,
-			&e.PrevHash, &e.Hash); err != nil {
+			&e.PrevHash, &e.Hash, &e.HashVersion, &e.AccountKey); err != nil {
 			return nil, mapError(err, "", "")
 		}
 		e.Time = time.UnixMicro(at).UTC()
@@ -347,4 +349,52 @@ func (t *tx) LatestCRL(ctx context.Context, issuer string) (*certportal.CRL, err
 	}
 	c.ThisUpdate, c.NextUpdate = fromMicros(this), fromMicros(next)
 	return &c, nil
+}
+
+// AuditV2From is the first sequence number with hash version 2.
+func (t *tx) AuditV2From(ctx context.Context) (int64, error) {
+	var n int64
+	err := t.queryRow(ctx, `SELECT v2_from FROM audit_meta WHERE id = 1`).Scan(&n)
+	return n, mapError(err, "the audit log's hash versions are not recorded", "")
+}
+
+// LastAudit returns the newest record's sequence number and hash.
+func (t *tx) LastAudit(ctx context.Context) (int64, string, error) {
+	var seq int64
+	var hash string
+	err := t.queryRow(ctx, `SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1`).Scan(&seq, &hash)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, "", nil
+	}
+	return seq, hash, mapError(err, "", "")
+}
+
+// AddCheckpoint stores a signed checkpoint.
+func (t *tx) AddCheckpoint(ctx context.Context, c *certportal.AuditCheckpoint) error {
+	_, err := t.exec(ctx, `INSERT INTO audit_checkpoints (seq, hash, time, public_key, signature) VALUES (?, ?, ?, ?, ?)`,
+		c.Seq, c.Hash, c.Time.UTC().Format(time.RFC3339Nano), base64.StdEncoding.EncodeToString(c.PublicKey), base64.StdEncoding.EncodeToString(c.Signature))
+	return mapError(err, "", "a checkpoint of that record exists already")
+}
+
+// Checkpoints lists the stored checkpoints in sequence order.
+func (t *tx) Checkpoints(ctx context.Context) ([]certportal.AuditCheckpoint, error) {
+	rows, err := t.query(ctx, `SELECT seq, hash, time, public_key, signature FROM audit_checkpoints ORDER BY seq`)
+	if err != nil {
+		return nil, mapError(err, "", "")
+	}
+	defer rows.Close()
+	var out []certportal.AuditCheckpoint
+	for rows.Next() {
+		var seq int64
+		var hash, at, pub, sig string
+		if err := rows.Scan(&seq, &hash, &at, &pub, &sig); err != nil {
+			return nil, mapError(err, "", "")
+		}
+		c, err := certportal.CheckpointFromColumns(seq, hash, at, pub, sig)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *c)
+	}
+	return out, mapError(rows.Err(), "", "")
 }

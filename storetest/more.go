@@ -587,7 +587,9 @@ func testLookupSession(t *testing.T, s certportal.Store) {
 			t.Errorf("the bound certificate: %+v, want serial %s valid until %v", cert, c.Serial, c.NotAfter)
 		}
 	}
-	update(t, s, func(tx certportal.Tx) error { return tx.RevokeCertificate(ctx, c.Serial, base, certportal.ReasonSuperseded) })
+	update(t, s, func(tx certportal.Tx) error {
+		return tx.RevokeCertificate(ctx, c.Serial, base, certportal.ReasonSuperseded)
+	})
 	if _, _, cert, err := s.LookupSession(ctx, "ls-cert"); err != nil || cert == nil || !cert.IsRevoked() || cert.Reason != certportal.ReasonSuperseded {
 		t.Errorf("after a revocation: %+v, %v", cert, err)
 	}

@@ -38,11 +38,6 @@ type Server struct {
 	// MaxBody bounds request bodies (forms and OCSP requests); larger ones
 	// are answered with 413.
 	MaxBody int64
-	// AuditCheckpoints, when set, checks the audit log against its signed
-	// checkpoints for the console's audit page and returns a sentence
-	// that says what was checked (an error says what failed). nil: the
-	// page shows the hash chain's state alone.
-	AuditCheckpoints func(ctx context.Context) (string, error)
 
 	pages pageSet
 	// verified remembers client certificates whose chains verified

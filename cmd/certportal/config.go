@@ -230,6 +230,11 @@ func (a *app) openEnvWith(ctx context.Context, log *slog.Logger, adjust func(*Co
 			ReminderDays:     cfg.ReminderDays,
 		},
 	}, log)
+	if svc.AuditKey, _, err = loadAuditKey(a.dataDir, false); err != nil {
+		store.Close()
+		return nil, err
+	}
+	svc.CheckpointLog = filepath.Join(a.dataDir, checkpointLogFile)
 	return &env{dir: a.dataDir, cfg: cfg, store: store, ca: auth, svc: svc, mailer: mailer}, nil
 }
 

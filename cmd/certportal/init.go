@@ -137,6 +137,9 @@ func (a *app) initData(ctx context.Context, o initOptions) (cfg *Config, err err
 	if _, err = svc.CRL(ctx, auth.Issuing.Subject.CommonName); err != nil {
 		return nil, err
 	}
+	if _, _, err = loadAuditKey(dir, true); err != nil {
+		return nil, err
+	}
 	b, _ := json.MarshalIndent(c, "", "  ")
 	if err = writeFileAtomic(filepath.Join(dir, configFile), append(b, '\n'), 0o600); err != nil {
 		return nil, err

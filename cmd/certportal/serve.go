@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
@@ -78,6 +79,16 @@ func (a *app) serve(ctx context.Context, o serveOptions, ready func(e *env, http
 	if err := a.checkRootCustody(ctx, e, log); err != nil {
 		return err
 	}
+	// The audit key signs checkpoints; an installation from before audit
+	// keys gets one now.
+	key, created, err := loadAuditKey(a.dataDir, true)
+	if err != nil {
+		return err
+	}
+	if created {
+		log.Info("made an audit key for signed audit checkpoints", "file", filepath.Join(a.dataDir, caDir, auditKeyFile))
+	}
+	e.svc.AuditKey = key
 	certs, err := a.certSource(e, o, log)
 	if err != nil {
 		return err
@@ -116,7 +127,33 @@ func (a *app) serve(ctx context.Context, o serveOptions, ready func(e *env, http
 	stopBG()
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	return errors.Join(servers.https.Shutdown(sctx), servers.plain.Shutdown(sctx))
+	err = errors.Join(servers.https.Shutdown(sctx), servers.plain.Shutdown(sctx))
+	// The last records are signed as serve stops.
+	if _, cerr := e.svc.Checkpoint(sctx); cerr != nil {
+		log.Warn("the final audit checkpoint failed", "err", cerr)
+	}
+	return err
+}
+
+// checkpointEvery is how often serve signs the audit log when it has new
+// records (SPEC.md: at least every minute that has new records).
+const checkpointEvery = time.Minute
+
+// runCheckpoints signs a checkpoint every checkpointEvery that has new
+// records, until ctx ends.
+func runCheckpoints(ctx context.Context, e *env, log *slog.Logger) {
+	t := time.NewTicker(checkpointEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if _, err := e.svc.Checkpoint(ctx); err != nil && ctx.Err() == nil {
+				log.Warn("audit checkpoint failed", "err", err)
+			}
+		}
+	}
 }
 
 // serveEnv opens the data directory with serve's mail settings.
@@ -203,6 +240,7 @@ func (a *app) background(ctx context.Context, e *env, certs *web.CertReloader, l
 	// Revocations no longer sign a CRL in their transaction; this re-signs
 	// soon after them, so the stored CRLs stay current between downloads.
 	wg.Go(func() { e.svc.RunCRLSigner(ctx) })
+	wg.Go(func() { runCheckpoints(ctx, e, log) })
 	// Mail queued in the database (bulk imports, the console's new
 	// accounts) goes out from here, also what another process queued.
 	wg.Go(func() { e.svc.RunMailSender(ctx, time.Minute) })
