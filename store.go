@@ -102,6 +102,10 @@ type Tx interface {
 	// ConsumeTicket deletes the ticket and returns it; NotFound if it was
 	// never issued or is used already.
 	ConsumeTicket(ctx context.Context, id string) (*Ticket, error)
+	// Ticket reads a ticket without consuming it (NotFound if there is
+	// none), so the account can be locked before the ticket is taken:
+	// every change of an account locks the account first.
+	Ticket(ctx context.Context, id string) (*Ticket, error)
 	// DeleteTickets deletes every recovery ticket of an account.
 	DeleteTickets(ctx context.Context, accountID string) error
 

@@ -88,10 +88,28 @@ func (s *Service) resetPassword(ctx context.Context, a Actor, id, ticketID, why 
 	var acc *certportal.Account
 	expires := s.now().Add(s.Config.TempPasswordTTL)
 	err = s.Store.Update(ctx, func(tx certportal.Tx) error {
+		used := certportal.Errorf(certportal.Invalid, "this confirmation has been used or has expired; start again")
+		if ticketID != "" {
+			// The account is locked before its ticket is taken, like every
+			// change of an account: confirmations racing on replicas queue
+			// on the account instead of deadlocking on each other's tickets.
+			t, err := tx.Ticket(ctx, ticketID)
+			if certportal.ErrorCodeOf(err) == certportal.NotFound {
+				return used
+			}
+			if err != nil {
+				return err
+			}
+			id = t.AccountID
+		}
+		acc, err = tx.LockAccount(ctx, id)
+		if err != nil {
+			return err
+		}
 		if ticketID != "" {
 			t, err := tx.ConsumeTicket(ctx, ticketID)
 			if certportal.ErrorCodeOf(err) == certportal.NotFound {
-				return certportal.Errorf(certportal.Invalid, "this confirmation has been used or has expired; start again")
+				return used // taken meanwhile, or ended by a password change
 			}
 			if err != nil {
 				return err
@@ -99,11 +117,6 @@ func (s *Service) resetPassword(ctx context.Context, a Actor, id, ticketID, why 
 			if !s.now().Before(t.Expires) {
 				return certportal.Errorf(certportal.Invalid, "this confirmation has expired; start again")
 			}
-			id = t.AccountID
-		}
-		acc, err = tx.LockAccount(ctx, id)
-		if err != nil {
-			return err
 		}
 		if a.Name == "user:" {
 			a = User(acc.ID, a.Remote)

@@ -235,6 +235,18 @@ func (t *tx) CreateTicket(ctx context.Context, tk *certportal.Ticket) error {
 	return t.refused(ctx, key, tk.AccountID, "the ticket exists already")
 }
 
+// Ticket reads a ticket without consuming it (and without a lock).
+func (t *tx) Ticket(ctx context.Context, id string) (*certportal.Ticket, error) {
+	var tk certportal.Ticket
+	var expires *time.Time
+	err := t.tx.QueryRow(ctx, `SELECT id, account, expires FROM tickets WHERE id = $1`, id).Scan(&tk.ID, &tk.AccountID, &expires)
+	if err != nil {
+		return nil, mapError(err, "the confirmation has expired or was used already; start the recovery again", "")
+	}
+	tk.Expires = fromTS(expires)
+	return &tk, nil
+}
+
 // DeleteTickets deletes every ticket of an account.
 func (t *tx) DeleteTickets(ctx context.Context, accountID string) error {
 	_, err := t.tx.Exec(ctx, `DELETE FROM tickets WHERE account = $1`, certportal.IDKey(accountID))

@@ -210,6 +210,18 @@ func (t *tx) CreateTicket(ctx context.Context, tk *certportal.Ticket) error {
 	return mapError(err, "", "the ticket exists already")
 }
 
+// Ticket reads a ticket without consuming it.
+func (t *tx) Ticket(ctx context.Context, id string) (*certportal.Ticket, error) {
+	var tk certportal.Ticket
+	var expires sql.NullInt64
+	err := t.queryRow(ctx, `SELECT id, account, expires FROM tickets WHERE id = ?`, id).Scan(&tk.ID, &tk.AccountID, &expires)
+	if err != nil {
+		return nil, mapError(err, "the confirmation has expired or was used already; start the recovery again", "")
+	}
+	tk.Expires = fromMicros(expires)
+	return &tk, nil
+}
+
 // DeleteTickets deletes every ticket of an account.
 func (t *tx) DeleteTickets(ctx context.Context, accountID string) error {
 	_, err := t.exec(ctx, `DELETE FROM tickets WHERE account = ?`, certportal.IDKey(accountID))

@@ -336,6 +336,23 @@ func testTickets(t *testing.T, s certportal.Store) {
 	})
 	update(t, s, func(tx certportal.Tx) error { _, err := tx.ConsumeTicket(ctx, "t2"); return err })
 
+	// Ticket reads without consuming.
+	update(t, s, func(tx certportal.Tx) error {
+		return tx.CreateTicket(ctx, &certportal.Ticket{ID: "peek", AccountID: "quinn", Expires: base})
+	})
+	for range 2 {
+		view(t, s, func(tx certportal.Tx) error {
+			tk, err := tx.Ticket(ctx, "peek")
+			if err == nil && (tk.ID != "peek" || certportal.IDKey(tk.AccountID) != "quinn" || !tk.Expires.Equal(base)) {
+				t.Errorf("Ticket(peek) = %+v", tk)
+			}
+			return err
+		})
+	}
+	update(t, s, func(tx certportal.Tx) error { _, err := tx.ConsumeTicket(ctx, "peek"); return err })
+	err = s.View(ctx, func(tx certportal.Tx) error { _, err := tx.Ticket(ctx, "peek"); return err })
+	wantCode(t, "Ticket(consumed)", err, certportal.NotFound)
+
 	// DeleteTickets deletes every ticket of one account, no other.
 	update(t, s, func(tx certportal.Tx) error {
 		if err := tx.CreateAccount(ctx, newAccount("Rita")); err != nil {
