@@ -58,38 +58,8 @@ func (a *app) initCommand() *cobra.Command {
 
 // initData creates a data directory; on any failure it removes what it made.
 func (a *app) initData(ctx context.Context, o initOptions) (cfg *Config, err error) {
-	c := defaultConfig()
-	if len(o.hostnames) > 0 {
-		c.Hostnames = o.hostnames
-	}
-	for _, h := range c.Hostnames {
-		if h == "" || strings.ContainsAny(h, "/: ") && net.ParseIP(h) == nil {
-			return nil, certportal.Errorf(certportal.Invalid, "%q is not a host name or IP address", h)
-		}
-	}
-	u, perr := url.Parse(o.url)
-	if perr != nil || u.Scheme != "http" || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
-		return nil, certportal.Errorf(certportal.Invalid, "--url must be a plain http:// base URL such as http://portal.example.com (RFC 5280 asks for http for CRLs and OCSP), not %q", o.url)
-	}
-	c.URL = strings.TrimSuffix(o.url, "/")
-	kt, kerr := ca.ParseKeyType(o.keyType)
-	if kerr != nil {
-		return nil, kerr
-	}
-	if o.rootCN == "" || o.issuingCN == "" || o.rootCN == o.issuingCN {
-		return nil, certportal.Errorf(certportal.Invalid, "the root and issuing CA names must be set and differ")
-	}
-	host, port, serr := net.SplitHostPort(o.listen)
-	if serr != nil {
-		return nil, certportal.Errorf(certportal.Invalid, "--listen must be HOST:PORT, not %q", o.listen)
-	}
-	_ = host
-	c.Listen = o.listen
-	c.PortalURL = "https://" + hostPort(c.Hostnames[0], port)
-	if a.dbURL != "" {
-		c.DB = a.dbURL
-	}
-	if err := checkSecretFreeURL("--db", c.DB, "PGPASSWORD or ~/.pgpass"); err != nil {
+	c, kt, err := a.initConfig(o)
+	if err != nil {
 		return nil, err
 	}
 
@@ -145,6 +115,45 @@ func (a *app) initData(ctx context.Context, o initOptions) (cfg *Config, err err
 		return nil, err
 	}
 	return &c, nil
+}
+
+// initConfig checks init's options and returns the configuration they
+// make, and the key type of the CAs.
+func (a *app) initConfig(o initOptions) (Config, ca.KeyType, error) {
+	c := defaultConfig()
+	if len(o.hostnames) > 0 {
+		c.Hostnames = o.hostnames
+	}
+	for _, h := range c.Hostnames {
+		if h == "" || strings.ContainsAny(h, "/: ") && net.ParseIP(h) == nil {
+			return c, "", certportal.Errorf(certportal.Invalid, "%q is not a host name or IP address", h)
+		}
+	}
+	u, perr := url.Parse(o.url)
+	if perr != nil || u.Scheme != "http" || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+		return c, "", certportal.Errorf(certportal.Invalid, "--url must be a plain http:// base URL such as http://portal.example.com (RFC 5280 asks for http for CRLs and OCSP), not %q", o.url)
+	}
+	c.URL = strings.TrimSuffix(o.url, "/")
+	kt, kerr := ca.ParseKeyType(o.keyType)
+	if kerr != nil {
+		return c, "", kerr
+	}
+	if o.rootCN == "" || o.issuingCN == "" || o.rootCN == o.issuingCN {
+		return c, "", certportal.Errorf(certportal.Invalid, "the root and issuing CA names must be set and differ")
+	}
+	_, port, serr := net.SplitHostPort(o.listen)
+	if serr != nil {
+		return c, "", certportal.Errorf(certportal.Invalid, "--listen must be HOST:PORT, not %q", o.listen)
+	}
+	c.Listen = o.listen
+	c.PortalURL = "https://" + hostPort(c.Hostnames[0], port)
+	if a.dbURL != "" {
+		c.DB = a.dbURL
+	}
+	if err := checkSecretFreeURL("--db", c.DB, "PGPASSWORD or ~/.pgpass"); err != nil {
+		return c, "", err
+	}
+	return c, kt, nil
 }
 
 func hostPort(host, port string) string {
