@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 
@@ -30,10 +31,17 @@ func (a *app) demoCommand() *cobra.Command {
 				if err != nil {
 					return err
 				}
+				// It holds the CA's keys: gone when demo stops, also
+				// after a failed start.
+				defer os.RemoveAll(dir)
 				a.dataDir = filepath.Join(dir, "data")
 			}
 			if _, err := os.Stat(filepath.Join(a.dataDir, configFile)); os.IsNotExist(err) {
-				if _, err := a.initData(ctx, initOptions{url: "http://localhost:8080", rootCN: "SOP-RCA", issuingCN: "SOP-ICA1", keyType: "p256", listen: "127.0.0.1:8443"}); err != nil {
+				init, err := demoInit(o)
+				if err != nil {
+					return err
+				}
+				if _, err := a.initData(ctx, init); err != nil {
 					return err
 				}
 			}
@@ -65,6 +73,29 @@ Stop with Ctrl+C.
 		},
 	}
 	a.dataFlags(c)
+	if f := c.Flags().Lookup("data"); f != nil {
+		f.Usage, f.DefValue = "data directory (default: a new temporary one, removed when demo stops)", ""
+	}
 	a.serveFlags(c, &o)
 	return c
+}
+
+// demoInit is the init of a new demo data directory: the URLs its mails
+// and certificates carry are the addresses demo listens on.
+func demoInit(o serveOptions) (initOptions, error) {
+	listen, httpListen := "127.0.0.1:8443", "127.0.0.1:8080"
+	if o.listen != "" {
+		listen = o.listen
+	}
+	if o.httpListen != "" {
+		httpListen = o.httpListen
+	}
+	host, port, err := net.SplitHostPort(httpListen)
+	if err != nil {
+		return initOptions{}, usageError{fmt.Errorf("--http-listen must be HOST:PORT, not %q", httpListen)}
+	}
+	if host == "" || host == "127.0.0.1" || host == "::1" || host == "0.0.0.0" || host == "::" {
+		host = "localhost"
+	}
+	return initOptions{url: "http://" + net.JoinHostPort(host, port), rootCN: "SOP-RCA", issuingCN: "SOP-ICA1", keyType: "p256", listen: listen}, nil
 }
