@@ -30,7 +30,7 @@ The certificate file travels with a random password that nobody needs to know,
 so you are not asked for one; --password-file sets it instead.`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := openClientStore(dir)
+			s, err := openClientStore(dir, false)
 			if err != nil {
 				return err
 			}

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -18,13 +19,21 @@ func (a *app) storeDirFlag(c *cobra.Command, dir *string) {
 	c.Flags().StringVar(dir, "store-dir", "", "certificate store directory (default: $XDG_DATA_HOME/certportal/store)")
 }
 
-func openClientStore(dir string) (*clientstore.Store, error) {
+// openClientStore opens the store in dir (the default when ""). Only
+// create (import) makes a store that does not exist; the commands that
+// read one say there is none instead of showing an empty store.
+func openClientStore(dir string, create bool) (*clientstore.Store, error) {
 	if dir == "" {
 		d, err := clientstore.DefaultDir()
 		if err != nil {
 			return nil, err
 		}
 		dir = d
+	}
+	if !create {
+		if fi, err := os.Stat(filepath.Join(dir, clientstore.Personal)); err != nil || !fi.IsDir() {
+			return nil, certportal.Errorf(certportal.NotFound, "there is no certificate store in %s; import a certificate into it first (certportal store import FILE.p12)", dir)
+		}
 	}
 	return clientstore.Open(dir)
 }
@@ -67,7 +76,7 @@ func (a *app) storeImport() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			s, err := openClientStore(dir)
+			s, err := openClientStore(dir, true)
 			if err != nil {
 				return err
 			}
@@ -113,7 +122,7 @@ func (a *app) storeExport() *cobra.Command {
 			if _, err := os.Stat(out); err == nil && !force {
 				return certportal.Errorf(certportal.Conflict, "%s exists; choose another file or add --force", out)
 			}
-			s, err := openClientStore(dir)
+			s, err := openClientStore(dir, false)
 			if err != nil {
 				return err
 			}
@@ -157,7 +166,7 @@ func (a *app) storeList() *cobra.Command {
 			if err := checkStoreName(which); err != nil {
 				return err
 			}
-			s, err := openClientStore(dir)
+			s, err := openClientStore(dir, false)
 			if err != nil {
 				return err
 			}
@@ -203,7 +212,7 @@ func (a *app) storeDelete() *cobra.Command {
 			if err := checkStoreName(which); err != nil {
 				return err
 			}
-			s, err := openClientStore(dir)
+			s, err := openClientStore(dir, false)
 			if err != nil {
 				return err
 			}
@@ -226,7 +235,7 @@ func (a *app) whoamiCommand() *cobra.Command {
 		Short: "Sign in to the portal with your personal certificate and print the user ID it sees",
 		Args:  exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := openClientStore(dir)
+			s, err := openClientStore(dir, false)
 			if err != nil {
 				return err
 			}

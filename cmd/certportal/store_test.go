@@ -145,3 +145,20 @@ func TestUsersSide(t *testing.T) {
 	}
 	fails(t, 1, "", "", "store", "delete", stores["root"].Thumbprint, "--store-dir", store1)
 }
+
+// TestStoreCommandsNeedAStore: the commands that read a certificate store
+// say there is none (exit 1) instead of showing an empty one, and create
+// nothing; only import makes one.
+func TestStoreCommandsNeedAStore(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "no-store-here")
+	for _, args := range [][]string{
+		{"store", "list"},
+		{"store", "export", "--out", filepath.Join(t.TempDir(), "x.p12"), "--password-file", writeSecret(t, "a long p12 password")},
+		{"store", "delete", "ABCDEF"},
+	} {
+		fails(t, 1, "there is no certificate store in "+missing, "", append(args, "--store-dir", missing)...)
+		if _, err := os.Stat(missing); err == nil {
+			t.Fatalf("%v created %s", args, missing)
+		}
+	}
+}
