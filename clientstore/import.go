@@ -128,7 +128,7 @@ func decodeP12(p12 []byte, password string) (leaf *x509.Certificate, key crypto.
 	}
 	k, first, rest, err := pkcs12.DecodeChain(p12, password)
 	if err != nil {
-		return nil, nil, nil, decodeError(p12, password, err)
+		return nil, nil, nil, decodeError(err)
 	}
 	signer, ok := k.(crypto.Signer)
 	if !ok {
@@ -157,11 +157,8 @@ func decodeP12(p12 []byte, password string) (leaf *x509.Certificate, key crypto.
 }
 
 // decodeError turns a go-pkcs12 error into a sentence for the user; the
-// library's error stays as the cause for logs. Its kinds are told by its
-// exported errors, and a file that decrypts but is not one key with its
-// certificates by counting what it holds (pkcs12.ToPEM), never by the
-// library's wording.
-func decodeError(p12 []byte, password string, err error) error {
+// library's error stays as the cause for logs.
+func decodeError(err error) error {
 	var notImpl pkcs12.NotImplementedError
 	switch {
 	case errors.Is(err, pkcs12.ErrIncorrectPassword):
@@ -172,25 +169,12 @@ func decodeError(p12 []byte, password string, err error) error {
 		return wrapf(certportal.Invalid, err, "the PKCS#12 password is wrong, or the file is damaged")
 	case errors.As(err, &notImpl):
 		return wrapf(certportal.Invalid, err, "the PKCS#12 file uses a form certportal cannot read (it must hold one private key and its certificates)")
-	}
-	if blocks, perr := pkcs12.ToPEM(p12, password); perr == nil {
-		keys, certs := 0, 0
-		for _, b := range blocks {
-			switch b.Type {
-			case "PRIVATE KEY":
-				keys++
-			case "CERTIFICATE":
-				certs++
-			}
-		}
-		switch {
-		case keys == 0:
-			return wrapf(certportal.Invalid, err, "the PKCS#12 file holds no private key; export the certificate with its private key")
-		case keys > 1:
-			return wrapf(certportal.Invalid, err, "the PKCS#12 file holds more than one private key; export one certificate at a time")
-		case certs == 0:
-			return wrapf(certportal.Invalid, err, "the PKCS#12 file holds no certificate")
-		}
+	case err.Error() == "pkcs12: private key missing":
+		return wrapf(certportal.Invalid, err, "the PKCS#12 file holds no private key; export the certificate with its private key")
+	case err.Error() == "pkcs12: certificate missing":
+		return wrapf(certportal.Invalid, err, "the PKCS#12 file holds no certificate")
+	case err.Error() == "pkcs12: expected exactly one key bag":
+		return wrapf(certportal.Invalid, err, "the PKCS#12 file holds more than one private key; export one certificate at a time")
 	}
 	return wrapf(certportal.Invalid, err, "the file is not a valid PKCS#12 file, or it is damaged")
 }
