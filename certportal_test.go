@@ -104,4 +104,11 @@ func TestVerifyAuditChain(t *testing.T) {
 	if seq, err := VerifyAuditChain([]AuditEvent{events[0], events[2]}); err == nil || seq != 3 {
 		t.Errorf("a deleted record: seq %d, %v", seq, err)
 	}
+	// A record whose own hash is right but that links to another chain.
+	relinked := append([]AuditEvent(nil), events...)
+	relinked[1].PrevHash = "0000"
+	relinked[1].Hash = AuditHash(&relinked[1])
+	if seq, err := VerifyAuditChain(relinked); err == nil || seq != 2 {
+		t.Errorf("a record linked to another chain: seq %d, %v", seq, err)
+	}
 }
