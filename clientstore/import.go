@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"crypto"
 	"crypto/x509"
+	"encoding/asn1"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 
@@ -22,7 +24,8 @@ const maxP12Size = 1 << 20
 // carries goes to personal with its key, each CA certificate to root when it
 // is self-signed and to intermediate otherwise. Files written by the portal
 // (modern AES-256/PBKDF2 or legacy 3DES), by openssl pkcs12 -export (default
-// and -legacy) and by Java's keytool are read.
+// and -legacy), by Java's keytool and by NSS's pk12util (BER with
+// indefinite lengths, as Firefox and Chromium on Linux export) are read.
 //
 // Everything is decoded and checked before anything is written, and then
 // written all at once, so an error changes nothing. A certificate the store
@@ -120,13 +123,17 @@ func decodeP12(p12 []byte, password string) (leaf *x509.Certificate, key crypto.
 	case bytes.Contains(p12[:min(len(p12), 64)], []byte("-----BEGIN")):
 		return nil, nil, nil, errorf(certportal.Invalid, "the file is PEM text, not a PKCS#12 (.p12/.pfx) file")
 	}
-	switch err := checkIterations(p12); {
+	pf, err := parsePFX(p12)
+	if err != nil {
+		return nil, nil, nil, decodeError(err)
+	}
+	switch err := checkIterations(pf.normalised()); {
 	case errors.Is(err, errTooManyIterations):
 		return nil, nil, nil, wrapf(certportal.Invalid, err, "the PKCS#12 file asks for more than %d key-derivation iterations; it is damaged or was not made for certificate import", maxKDFIterations)
 	case err != nil:
 		return nil, nil, nil, wrapf(certportal.Invalid, err, "the file is not a valid PKCS#12 file, or it is damaged")
 	}
-	k, first, rest, err := pkcs12.DecodeChain(p12, password)
+	k, first, rest, err := decodePFX(pf, password)
 	if err != nil {
 		return nil, nil, nil, decodeError(err)
 	}
@@ -156,25 +163,97 @@ func decodeP12(p12 []byte, password string) (leaf *x509.Certificate, key crypto.
 	return leaf, signer, cas, nil
 }
 
-// decodeError turns a go-pkcs12 error into a sentence for the user; the
-// library's error stays as the cause for logs.
+// Why a PKCS#12 file could not be read, decided by decodePFX from error
+// types and the file's structure, never from the library's wording.
+var (
+	errP12Damaged       = errors.New("PKCS#12 file damaged")
+	errP12WrongPassword = errors.New("PKCS#12 password wrong")
+	errP12NoKey         = errors.New("PKCS#12 file holds no private key")
+	errP12NoCert        = errors.New("PKCS#12 file holds no certificate")
+	errP12ManyKeys      = errors.New("PKCS#12 file holds more than one private key")
+)
+
+// decodePFX decodes a parsed PKCS#12 file with go-pkcs12. Its own MAC is
+// always checked over the bytes it was computed on; when the file is BER,
+// the DER form is then handed to go-pkcs12 under a fresh MAC. Failures
+// come back as one of the errP12 errors, or as go-pkcs12's
+// NotImplementedError, wrapping the cause.
+func decodePFX(f *pfxFile, password string) (any, *x509.Certificate, []*x509.Certificate, error) {
+	if len(f.macData) > 0 {
+		k, c, cas, err := pkcs12.DecodeChain(encodePFX(f.authSafe, f.macData), password)
+		var syntax asn1.SyntaxError
+		var structural asn1.StructuralError
+		switch {
+		case err == nil:
+			return k, c, cas, nil
+		case errors.Is(err, pkcs12.ErrIncorrectPassword):
+			return nil, nil, nil, macFailed(f, password, err)
+		case !f.changed, !errors.As(err, &syntax) && !errors.As(err, &structural):
+			return nil, nil, nil, afterMAC(f, password, err)
+		}
+		// The MAC matched and go-pkcs12 stopped at the BER inside: go on
+		// with the DER form.
+	}
+	k, c, cas, err := pkcs12.DecodeChain(remac(f.safes, password), password)
+	switch {
+	case err == nil:
+		return k, c, cas, nil
+	case len(f.macData) == 0:
+		// No MAC: only decryption can say whether the password is right.
+		return nil, nil, nil, macFailed(f, password, err)
+	}
+	return nil, nil, nil, afterMAC(f, password, err)
+}
+
+// macFailed decides, after the MAC did not match, between a wrong password
+// and a damaged file: the password is tried on each encrypted part alone,
+// and if any part decrypts and parses, the password is right and the
+// file is damaged. With a wrong password no part opens (that would need a
+// valid padding and valid ASN.1 from a wrong key).
+func macFailed(f *pfxFile, password string, cause error) error {
+	for _, part := range f.encryptedParts() {
+		if _, err := pkcs12.ToPEM(remac(part, password), password); err == nil {
+			return fmt.Errorf("%w: the password opens a part but the MAC does not match: %w", errP12Damaged, cause)
+		}
+	}
+	return fmt.Errorf("%w: %w", errP12WrongPassword, cause)
+}
+
+// afterMAC classifies a failure once the MAC matched, that is once the
+// password is known to be right.
+func afterMAC(f *pfxFile, password string, cause error) error {
+	var notImpl pkcs12.NotImplementedError
+	if errors.As(cause, &notImpl) {
+		return cause
+	}
+	if keys, certs, ok := f.countBags(password); ok {
+		switch {
+		case keys == 0:
+			return fmt.Errorf("%w: %w", errP12NoKey, cause)
+		case keys > 1:
+			return fmt.Errorf("%w: %w", errP12ManyKeys, cause)
+		case certs == 0:
+			return fmt.Errorf("%w: %w", errP12NoCert, cause)
+		}
+	}
+	return fmt.Errorf("%w: %w", errP12Damaged, cause)
+}
+
+// decodeError turns a decoding failure into a sentence for the user; the
+// cause stays for logs.
 func decodeError(err error) error {
 	var notImpl pkcs12.NotImplementedError
 	switch {
-	case errors.Is(err, pkcs12.ErrIncorrectPassword):
+	case errors.Is(err, errP12WrongPassword):
 		return wrapf(certportal.Invalid, err, "the PKCS#12 password is wrong")
-	case errors.Is(err, pkcs12.ErrDecryption):
-		// A file without a MAC, or whose MAC passed but whose content
-		// does not decrypt: the library cannot tell which.
-		return wrapf(certportal.Invalid, err, "the PKCS#12 password is wrong, or the file is damaged")
+	case errors.Is(err, errP12NoKey):
+		return wrapf(certportal.Invalid, err, "the PKCS#12 file holds no private key; export the certificate with its private key")
+	case errors.Is(err, errP12NoCert):
+		return wrapf(certportal.Invalid, err, "the PKCS#12 file holds no certificate")
+	case errors.Is(err, errP12ManyKeys):
+		return wrapf(certportal.Invalid, err, "the PKCS#12 file holds more than one private key; export one certificate at a time")
 	case errors.As(err, &notImpl):
 		return wrapf(certportal.Invalid, err, "the PKCS#12 file uses a form certportal cannot read (it must hold one private key and its certificates)")
-	case err.Error() == "pkcs12: private key missing":
-		return wrapf(certportal.Invalid, err, "the PKCS#12 file holds no private key; export the certificate with its private key")
-	case err.Error() == "pkcs12: certificate missing":
-		return wrapf(certportal.Invalid, err, "the PKCS#12 file holds no certificate")
-	case err.Error() == "pkcs12: expected exactly one key bag":
-		return wrapf(certportal.Invalid, err, "the PKCS#12 file holds more than one private key; export one certificate at a time")
 	}
 	return wrapf(certportal.Invalid, err, "the file is not a valid PKCS#12 file, or it is damaged")
 }

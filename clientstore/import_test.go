@@ -26,7 +26,45 @@ var p12Makers = []p12Maker{
 	{"go-pkcs12 LegacyDES", func(t testing.TB, p *testPKI, dir string) []byte { return p.p12(t, pkcs12.LegacyDES) }},
 	{"openssl default", func(t testing.TB, p *testPKI, dir string) []byte { return opensslP12(t, p, dir) }},
 	{"openssl -legacy", func(t testing.TB, p *testPKI, dir string) []byte { return opensslP12(t, p, dir, "-legacy") }},
+	{"go-pkcs12 LegacyRC2", func(t testing.TB, p *testPKI, dir string) []byte { return p.p12(t, pkcs12.LegacyRC2) }},
+	{"go-pkcs12 Modern2026", func(t testing.TB, p *testPKI, dir string) []byte { return p.p12(t, pkcs12.Modern2026) }},
 	{"keytool", keytoolP12},
+	{"pk12util -o", func(t testing.TB, p *testPKI, dir string) []byte { return nssP12(t, p, dir) }},
+	{"pk12util -o 3DES", func(t testing.TB, p *testPKI, dir string) []byte {
+		return nssP12(t, p, dir, "-C", nss3DES, "-c", nss3DES)
+	}},
+	{"pk12util -o RC2 SHA-1", func(t testing.TB, p *testPKI, dir string) []byte {
+		return nssP12(t, p, dir, "-C", "PKCS #12 V2 PBE With SHA-1 And 40 Bit RC2 CBC", "-M", "SHA-1")
+	}},
+}
+
+// nss3DES is pk12util's name for the legacy cipher of old Firefox exports.
+const nss3DES = "PKCS #12 V2 PBE With SHA-1 And 3KEY Triple DES-CBC"
+
+// nssP12 imports the openssl file into a fresh NSS database with pk12util
+// -i and exports it again with pk12util -o, as a user moving a
+// certificate out of Firefox or Chromium on Linux does. NSS writes BER
+// with indefinite lengths; the test checks that it did.
+func nssP12(t testing.TB, p *testPKI, dir string, extra ...string) []byte {
+	t.Helper()
+	needTool(t, "pk12util", "libnss3-tools")
+	needTool(t, "certutil", "libnss3-tools")
+	src := opensslP12(t, p, dir)
+	writeFile(t, filepath.Join(dir, "src.p12"), src)
+	db := "sql:" + filepath.Join(dir, "nssdb")
+	if err := os.Mkdir(filepath.Join(dir, "nssdb"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	pw := filepath.Join(dir, "pw.txt")
+	run(t, nil, "certutil", "-N", "-d", db, "--empty-password")
+	run(t, nil, "pk12util", "-i", filepath.Join(dir, "src.p12"), "-d", db, "-w", pw)
+	out := filepath.Join(dir, "nss.p12")
+	run(t, nil, "pk12util", append([]string{"-o", out, "-n", "test", "-d", db, "-w", pw}, extra...)...)
+	data := readFile(t, out)
+	if len(data) < 2 || data[1] != 0x80 {
+		t.Fatalf("pk12util wrote a definite-length file (% x...); the test no longer covers BER", data[:min(len(data), 4)])
+	}
+	return data
 }
 
 // opensslP12 runs openssl pkcs12 -export, password from a file.
