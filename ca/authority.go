@@ -212,22 +212,42 @@ const userLifetimeYears = 1
 // certificate keeps pointing at its own issuer after a rollover, when
 // /crl/issuing.crl and /ca/issuing.crt have moved on to the next CA.
 func (a *Authority) Issue(req LeafRequest) (*x509.Certificate, crypto.Signer, error) {
-	if err := certportal.ValidateID(req.ID); err != nil {
+	if err := a.checkLeaf(req); err != nil {
 		return nil, nil, err
-	}
-	if req.Email != "" {
-		if err := certportal.ValidateEmail(req.Email); err != nil {
-			return nil, nil, err
-		}
-	}
-	now := a.now().UTC().Truncate(time.Second)
-	if !now.Before(a.Issuing.NotAfter) {
-		return nil, nil, errorf(certportal.Unavailable, "the issuing CA %s expired on %s; a new CA is needed", a.Issuing.Subject.CommonName, a.Issuing.NotAfter.Format(time.DateOnly))
 	}
 	key, err := GenerateKey(a.Rand, req.KeyType)
 	if err != nil {
 		return nil, nil, err
 	}
+	cert, err := a.signLeaf(req, key.Public())
+	if err != nil {
+		return nil, nil, err
+	}
+	return cert, key, nil
+}
+
+// checkLeaf checks what a user certificate needs before a key is made for
+// it: a valid ID and e-mail, and an issuing CA that has not expired.
+func (a *Authority) checkLeaf(req LeafRequest) error {
+	if err := certportal.ValidateID(req.ID); err != nil {
+		return err
+	}
+	if req.Email != "" {
+		if err := certportal.ValidateEmail(req.Email); err != nil {
+			return err
+		}
+	}
+	if now := a.now(); !now.Before(a.Issuing.NotAfter) {
+		return errorf(certportal.Unavailable, "the issuing CA %s expired on %s; a new CA is needed", a.Issuing.Subject.CommonName, a.Issuing.NotAfter.Format(time.DateOnly))
+	}
+	return nil
+}
+
+// signLeaf signs the user certificate of req for pub with the issuing CA:
+// the one profile of every user certificate, whether its key was made here
+// (Issue) or on the user's machine (IssueCSR). The caller ran checkLeaf.
+func (a *Authority) signLeaf(req LeafRequest, pub crypto.PublicKey) (*x509.Certificate, error) {
+	now := a.now().UTC().Truncate(time.Second)
 	tmpl := &x509.Certificate{
 		SerialNumber:          req.Serial,
 		Subject:               pkix.Name{CommonName: req.ID},
@@ -243,11 +263,7 @@ func (a *Authority) Issue(req LeafRequest) (*x509.Certificate, crypto.Signer, er
 	if req.Email != "" {
 		tmpl.EmailAddresses = []string{req.Email}
 	}
-	cert, err := signCert(randOr(a.Rand), tmpl, a.Issuing, key.Public(), a.current().key)
-	if err != nil {
-		return nil, nil, err
-	}
-	return cert, key, nil
+	return signCert(randOr(a.Rand), tmpl, a.Issuing, pub, a.current().key)
 }
 
 // PKCS12 encodes key, leaf, its issuing CA and the root as a PKCS#12 file
