@@ -24,9 +24,10 @@ type IssueRequest struct {
 	// argon2id verification, which an administrator's issuance skips.
 	RejectAccountPassword bool
 
-	// renewing, set by Renew, runs in the issuing transaction once the
-	// account is locked and before its certificates are revoked: it checks
-	// that the certificate being renewed is still the current one.
+	// renewing, set by Renew, Reenroll and Enroll, runs in the issuing
+	// transaction once the account is locked and before its certificates
+	// are revoked: it checks that the certificate being renewed is still
+	// the current one (or, for a first certificate, that there is none).
 	renewing func(ctx context.Context, tx certportal.Tx, acc *certportal.Account, rec *certportal.Certificate) error
 }
 

@@ -50,9 +50,29 @@ func (s *Service) CanRenew(c *certportal.Certificate) bool {
 // whose message says from when it can be renewed; a revoked or expired one
 // with Forbidden (ErrCertRevoked, ErrCertExpired), as at sign-in.
 func (s *Service) Renew(ctx context.Context, a Actor, req RenewRequest) (*Issued, error) {
-	sn, err := certportal.NormalizeSerial(req.Serial)
+	sn, acc, err := s.renewable(ctx, req.Serial)
 	if err != nil {
 		return nil, err
+	}
+	return s.Issue(ctx, a, IssueRequest{
+		ID: acc.ID, P12Password: req.P12Password, Legacy: req.Legacy, KeepSession: req.KeepSession,
+		// The file leaves the server and can be attacked offline, so it
+		// must not share the account password, as in a user's Issue.
+		RejectAccountPassword: true,
+		renewing: func(ctx context.Context, tx certportal.Tx, acc *certportal.Account, rec *certportal.Certificate) error {
+			return s.recordRenewal(ctx, tx, a, acc, sn, rec, req.KeepSession)
+		},
+	})
+}
+
+// renewable checks that the certificate with the given serial may be
+// renewed now, for Renew and Reenroll: known, of an active account,
+// unrevoked, unexpired and inside its renewal window. It returns the
+// normalised serial and the account.
+func (s *Service) renewable(ctx context.Context, serial string) (string, *certportal.Account, error) {
+	sn, err := certportal.NormalizeSerial(serial)
+	if err != nil {
+		return "", nil, err
 	}
 	var old *certportal.Certificate
 	var acc *certportal.Account
@@ -66,30 +86,22 @@ func (s *Service) Renew(ctx context.Context, a Actor, req RenewRequest) (*Issued
 	})
 	switch {
 	case certportal.ErrorCodeOf(err) == certportal.NotFound:
-		return nil, forbidden(ErrCertUnknown, "this certificate is not known to this portal")
+		return "", nil, forbidden(ErrCertUnknown, "this certificate is not known to this portal")
 	case err != nil:
-		return nil, err
+		return "", nil, err
 	case acc.Status != certportal.StatusActive:
-		return nil, forbidden(ErrCertCancelled, "the account of this certificate has been cancelled")
+		return "", nil, forbidden(ErrCertCancelled, "the account of this certificate has been cancelled")
 	case old.IsRevoked():
-		return nil, forbidden(ErrCertRevoked, "this certificate has been revoked, so it cannot be renewed; change the sign-in method to get a new one")
+		return "", nil, forbidden(ErrCertRevoked, "this certificate has been revoked, so it cannot be renewed; change the sign-in method to get a new one")
 	case !s.now().Before(old.NotAfter):
-		return nil, forbidden(ErrCertExpired, "this certificate has expired, so it cannot be renewed; change the sign-in method to get a new one")
+		return "", nil, forbidden(ErrCertExpired, "this certificate has expired, so it cannot be renewed; change the sign-in method to get a new one")
 	}
 	if from := s.RenewableFrom(old); s.now().Before(from) {
-		return nil, &certportal.Error{Code: certportal.Conflict, Err: ErrRenewTooEarly,
+		return "", nil, &certportal.Error{Code: certportal.Conflict, Err: ErrRenewTooEarly,
 			Message: "your certificate can be renewed from " + day(from) + ", in the last " + daysIn(old.NotAfter.Sub(from)) +
 				" before it expires on " + day(old.NotAfter)}
 	}
-	return s.Issue(ctx, a, IssueRequest{
-		ID: acc.ID, P12Password: req.P12Password, Legacy: req.Legacy, KeepSession: req.KeepSession,
-		// The file leaves the server and can be attacked offline, so it
-		// must not share the account password, as in a user's Issue.
-		RejectAccountPassword: true,
-		renewing: func(ctx context.Context, tx certportal.Tx, acc *certportal.Account, rec *certportal.Certificate) error {
-			return s.recordRenewal(ctx, tx, a, acc, sn, rec, req.KeepSession)
-		},
-	})
+	return sn, acc, nil
 }
 
 // recordRenewal runs in the issuing transaction, with the account locked:
