@@ -33,6 +33,11 @@ const (
 	// gets 403; without a session, as Session.
 	Helpdesk
 	Admin
+	// Basic routes are authenticated by HTTP Basic (ID and password, with
+	// the lockout of /login) on the request alone, never by a cookie;
+	// the handler checks the credentials and answers 401 with a
+	// challenge without them (EST simpleenroll).
+	Basic
 )
 
 // role returns the least role a console route needs, or "" for the
@@ -59,6 +64,8 @@ func (a Access) String() string {
 		return "helpdesk by certificate"
 	case Admin:
 		return "admin by certificate"
+	case Basic:
+		return "basic"
 	}
 	return "anyone"
 }
@@ -76,6 +83,9 @@ type Route struct {
 	// MaxBody, when set, bounds the body instead of Server.MaxBody (the
 	// console's CSV upload).
 	MaxBody int64
+	// EST routes (RFC 7030, under /.well-known/est/) answer with base64
+	// PKCS#7, and with plain text errors.
+	EST bool
 }
 
 // route is a Route with its handler: h for Anyone and Certificate, hs for
@@ -98,6 +108,9 @@ func (s *Server) table() []route {
 	}
 	ca := func(method, path string, h http.HandlerFunc) route {
 		return route{Route: Route{Method: method, Path: path, CA: true}, h: h}
+	}
+	est := func(method, path string, access Access, h http.HandlerFunc) route {
+		return route{Route: Route{Method: method, Path: estPrefix + path, Access: access, EST: true}, h: h}
 	}
 	return append([]route{
 		page("GET", "/{$}", s.handleHome),
@@ -136,6 +149,11 @@ func (s *Server) table() []route {
 		// GET /ocsp/{request...} is served by wrap before the mux sees
 		// it: base64 may contain "//", which ServeMux would "clean" with
 		// a redirect.
+
+		est("GET", "cacerts", Anyone, s.handleESTCACerts),
+		est("GET", "csrattrs", Anyone, s.handleESTCSRAttrs),
+		est("POST", "simpleenroll", Basic, s.handleESTEnroll),
+		est("POST", "simplereenroll", Certificate, s.handleESTReenroll),
 	}, s.consoleRoutes()...)
 }
 

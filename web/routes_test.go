@@ -20,13 +20,15 @@ func concretePath(p string) string {
 }
 
 // TestRouteTable checks every row of the route table for what its row
-// says: JSON routes live under /api/; every route with a body refuses a
+// says: JSON routes live under /api/, EST routes under /.well-known/est/;
+// every route with a body refuses a
 // cross-origin request (403) and an oversized body (413); a session route
 // without a session leads GET to /login and refuses anything else (401); a
-// certificate route without a certificate is 401; a console route (under
-// /admin/) refuses a user and a password session (403) and is otherwise a
-// session route; a route with its own body limit is held to it. A new
-// route is checked by being a row.
+// certificate route without a certificate is 401; a Basic route without
+// credentials is 401 with a Basic challenge, whatever the session; a
+// console route (under /admin/) refuses a user and a password session
+// (403) and is otherwise a session route; a route with its own body limit
+// is held to it. A new route is checked by being a row.
 func TestRouteTable(t *testing.T) {
 	e := newEnv(t)
 	e.addUser("tess", "tess@example.com", "tess password 1")
@@ -57,6 +59,9 @@ func TestRouteTable(t *testing.T) {
 		name := rt.Method + " " + rt.Path
 		if rt.JSON != strings.HasPrefix(path, "/api/") {
 			t.Errorf("%s: JSON %v, but JSON routes are exactly those under /api/", name, rt.JSON)
+		}
+		if rt.EST != strings.HasPrefix(path, "/.well-known/est/") {
+			t.Errorf("%s: EST %v, but EST routes are exactly those under /.well-known/est/", name, rt.EST)
 		}
 		console := rt.Access == web.Helpdesk || rt.Access == web.Admin
 		if console != strings.HasPrefix(path, "/admin/") {
@@ -113,6 +118,13 @@ func TestRouteTable(t *testing.T) {
 		case web.Certificate:
 			if r := e.postRaw(withSession, path, "application/x-www-form-urlencoded", "x=1"); r.StatusCode != http.StatusUnauthorized {
 				t.Errorf("%s with a session but no certificate: %d, want 401", name, r.StatusCode)
+			}
+		case web.Basic:
+			for _, c := range []*http.Client{withSession, withCert} {
+				r := e.postRaw(c, path, "application/x-www-form-urlencoded", "x=1")
+				if r.StatusCode != http.StatusUnauthorized || !strings.HasPrefix(r.Header.Get("WWW-Authenticate"), "Basic ") {
+					t.Errorf("%s without credentials: %d, WWW-Authenticate %q; want 401 with a Basic challenge", name, r.StatusCode, r.Header.Get("WWW-Authenticate"))
+				}
 			}
 		}
 	}

@@ -270,6 +270,10 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error, links .
 		s.jsonError(w, r, err)
 		return
 	}
+	if isEST(r) {
+		s.estError(w, r, err)
+		return
+	}
 	code := statusOf(err)
 	msg := certportal.ErrorMessage(err)
 	title := http.StatusText(code)
