@@ -127,17 +127,24 @@ func readIdentifier(b []byte) (ident []byte, constructed bool, rest []byte, err 
 	}
 	n := 1
 	if b[0]&0x1f == 0x1f {
+		// High tag number: base 128, shortest form, and not one that fits
+		// in the first octet (X.690 8.1.2.4).
+		tag := 0
 		for {
 			if n >= len(b) {
 				return nil, false, nil, errBERTruncated
 			}
-			if n > 4 {
-				return nil, false, nil, errBERSyntax // a tag number no PKCS#12 file uses
+			if n > 4 || (n == 1 && b[1] == 0x80) {
+				return nil, false, nil, errBERSyntax
 			}
+			tag = tag<<7 | int(b[n]&0x7f)
 			n++
 			if b[n-1]&0x80 == 0 {
 				break
 			}
+		}
+		if tag < 0x1f {
+			return nil, false, nil, errBERSyntax
 		}
 	}
 	return b[:n], b[0]&0x20 != 0, b[n:], nil

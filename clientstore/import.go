@@ -252,6 +252,8 @@ func decodeError(err error) error {
 		return wrapf(certportal.Invalid, err, "the PKCS#12 file holds no certificate")
 	case errors.Is(err, errP12ManyKeys):
 		return wrapf(certportal.Invalid, err, "the PKCS#12 file holds more than one private key; export one certificate at a time")
+	case errors.Is(err, errP12Damaged) && errors.Is(err, pkcs12.ErrIncorrectPassword):
+		return wrapf(certportal.Invalid, err, "the PKCS#12 file is damaged: the password is right, but the file fails its integrity check; export it again")
 	case errors.As(err, &notImpl):
 		return wrapf(certportal.Invalid, err, "the PKCS#12 file uses a form certportal cannot read (it must hold one private key and its certificates)")
 	}

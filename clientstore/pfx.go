@@ -8,6 +8,7 @@ import (
 	"encoding/asn1"
 	"errors"
 	"fmt"
+	"slices"
 
 	pkcs12 "software.sslmate.com/src/go-pkcs12"
 )
@@ -207,12 +208,16 @@ func checkMACAlgorithm(macData asn1.RawValue) error {
 	if err := strictUnmarshal(macData.FullBytes, &md); err != nil {
 		return err
 	}
-	for _, oid := range macDigests {
-		if md.MAC.Algorithm.Algorithm.Equal(oid) {
-			return nil
-		}
+	alg := md.MAC.Algorithm
+	if !slices.ContainsFunc(macDigests, alg.Algorithm.Equal) {
+		return fmt.Errorf("%w: MAC algorithm %v", errStructure, alg.Algorithm)
 	}
-	return fmt.Errorf("%w: MAC algorithm %v", errStructure, md.MAC.Algorithm.Algorithm)
+	// A digest takes no parameters (absent or NULL); only PBMAC1 has some.
+	params := alg.Parameters.FullBytes
+	if !alg.Algorithm.Equal(oidPBMAC1) && len(params) != 0 && !bytes.Equal(params, []byte{0x05, 0x00}) {
+		return fmt.Errorf("%w: MAC digest with parameters", errStructure)
+	}
+	return nil
 }
 
 // strictUnmarshal is asn1.Unmarshal that refuses trailing bytes and marks
