@@ -3,7 +3,10 @@ package clientstore
 import (
 	"bytes"
 	"crypto/x509"
+	"fmt"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/certportal/certportal"
 	"github.com/certportal/certportal/internal/p12"
@@ -64,7 +67,7 @@ func (s *Store) pickPersonal(thumbprint string) (*Entry, error) {
 		case 1:
 			return &personal[0], nil
 		}
-		return nil, errorf(certportal.Invalid, "the personal store holds %d certificates; choose one with --thumbprint: %s", len(personal), describe(personal))
+		return nil, errorf(certportal.Invalid, "the personal store holds %d certificates; choose one with --thumbprint (the newest is usually the current one):%s", len(personal), describePersonal(personal, time.Now()))
 	}
 	want, err := normalizeThumbprint(thumbprint)
 	if err != nil {
@@ -78,13 +81,27 @@ func (s *Store) pickPersonal(thumbprint string) (*Entry, error) {
 	return nil, errorf(certportal.NotFound, "no certificate with thumbprint %s in the personal store", want)
 }
 
-// describe lists entries for a message: "THUMBPRINT (Issued To, expires DATE)".
-func describe(es []Entry) string {
-	var parts []string
-	for _, e := range es {
-		parts = append(parts, e.Thumbprint+" ("+e.IssuedTo+", expires "+e.NotAfter.UTC().Format("2006-01-02")+")")
+// describePersonal lists personal certificates for a choice, one a line
+// and newest first: Issued To, Expiration and Thumbprint, the newest and
+// the expired ones marked. Whether one was revoked only the portal knows.
+func describePersonal(es []Entry, now time.Time) string {
+	sorted := slices.Clone(es)
+	slices.SortStableFunc(sorted, func(a, b Entry) int { return b.Cert.NotBefore.Compare(a.Cert.NotBefore) })
+	var b strings.Builder
+	for i, e := range sorted {
+		var notes []string
+		if i == 0 {
+			notes = append(notes, "newest")
+		}
+		if now.After(e.NotAfter) {
+			notes = append(notes, "expired")
+		}
+		fmt.Fprintf(&b, "\n  Issued To: %s   Expiration: %s   Thumbprint: %s", e.IssuedTo, e.NotAfter.UTC().Format(time.DateOnly), e.Thumbprint)
+		if len(notes) > 0 {
+			fmt.Fprintf(&b, "   (%s)", strings.Join(notes, ", "))
+		}
 	}
-	return strings.Join(parts, "; ")
+	return b.String()
 }
 
 // maxChain bounds the chain walk; real hierarchies are two or three deep.

@@ -147,7 +147,8 @@ func TestExportRefuses(t *testing.T) {
 		{"unknown thumbprint", s, strings.Repeat("ab", 20), testPassword, certportal.NotFound, "no certificate with thumbprint"},
 		{"not a thumbprint", s, "xyz", testPassword, certportal.Invalid, "not a thumbprint"},
 		{"CA thumbprint", s, certportal.Thumbprint(p.root.Raw), testPassword, certportal.NotFound, "personal store"},
-		{"ambiguous", two, "", testPassword, certportal.Invalid, certportal.Thumbprint(second.Raw)},
+		{"ambiguous", two, "", testPassword, certportal.Invalid, "Thumbprint: " + certportal.Thumbprint(second.Raw) + "   (newest)"},
+		{"ambiguous, the older listed", two, "", testPassword, certportal.Invalid, "Thumbprint: " + certportal.Thumbprint(p.leaf.Raw)},
 		{"empty store", openStore(t), "", testPassword, certportal.NotFound, "no certificate in the personal store"},
 	}
 	for _, tt := range tests {
