@@ -40,6 +40,10 @@ func (c *CSR) PublicKey() crypto.PublicKey { return c.req.PublicKey }
 // KeyType returns the key type of the request's key.
 func (c *CSR) KeyType() KeyType { return keyTypeOf(c.req.PublicKey) }
 
+// KeyTypeOf names the key type of a public key (P256 for a key of no type
+// certportal makes), e.g. to renew with a key like the old one.
+func KeyTypeOf(pub crypto.PublicKey) KeyType { return keyTypeOf(pub) }
+
 // ParseCSR parses a DER PKCS#10 request and checks it: the key must be of
 // an allowed type (CheckPublicKey) and the request must be signed by that
 // key. Failures are Invalid errors whose message says what is wrong.

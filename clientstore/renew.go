@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/url"
@@ -49,7 +50,10 @@ type RenewOptions struct {
 }
 
 // Renew renews the personal certificate ClientConfig picks for
-// opts.Thumbprint at the portal at baseURL: it signs in with that certificate over mutual
+// opts.Thumbprint at the portal at baseURL. When the portal offers EST and
+// no file password or format was asked for, it re-enrolls over mutual TLS
+// with a new key of the old key's type made here (see Request). Otherwise
+// it signs in with that certificate over mutual
 // TLS and POSTs to /api/renew, imports the new PKCS#12 file into the store,
 // and only then removes the old certificate and its key from personal, so
 // an interruption at any point leaves a working certificate in the store.
@@ -63,6 +67,13 @@ type RenewOptions struct {
 // sentence, e.g. Conflict "your certificate can be renewed from 26 October
 // 2027, ..."; network and TLS failures as Whoami reports them.
 func Renew(ctx context.Context, baseURL string, s *Store, opts RenewOptions) (*RenewResult, error) {
+	if opts.Password == "" && !opts.Legacy {
+		// EST first: a new key made here, nothing but a CSR sent.
+		res, err := renewEST(ctx, baseURL, s, opts.Thumbprint)
+		if !errors.Is(err, errNoEST) {
+			return res, err
+		}
+	}
 	endpoint, host, err := portalEndpoint(baseURL, "/api/renew")
 	if err != nil {
 		return nil, err

@@ -40,7 +40,7 @@ func openClientStore(dir string, create bool) (*clientstore.Store, error) {
 
 func (a *app) storeCommand() *cobra.Command {
 	c := &cobra.Command{Use: "store", Short: "Your certificate stores: import, export, list and delete certificates"}
-	c.AddCommand(a.storeImport(), a.storeExport(), a.storeList(), a.storeDelete(), a.storeRenew())
+	c.AddCommand(a.storeImport(), a.storeExport(), a.storeList(), a.storeDelete(), a.storeRenew(), a.storeRequest())
 	return c
 }
 
