@@ -121,6 +121,10 @@ type pageData struct {
 	Issuers []caInfo
 
 	Console *consoleData // the admin console's pages (console.go)
+
+	// CSRError is a problem with the home page's CSR form ("Use a key
+	// from your own device").
+	CSRError string
 }
 
 // page renders a page with a status. It renders into a buffer first, so a

@@ -123,6 +123,7 @@ func (s *Server) table() []route {
 		page("POST", "/recover/confirm", s.handleRecoverConfirm),
 		page("GET", "/recover/done", s.handleRecoverDone),
 		signed("POST", "/certificate", s.handleCertificate),
+		signed("POST", "/certificate/csr", s.handleCertificateCSR),
 		{Route: Route{Method: "POST", Path: "/certificate/renew", Access: CertSession}, hs: s.handleRenew},
 		signed("GET", "/password", s.handlePasswordForm),
 		signed("POST", "/password", s.handlePassword),
