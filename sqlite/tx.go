@@ -194,20 +194,7 @@ func (t *tx) UpdateAccount(ctx context.Context, a *certportal.Account) error {
 
 // ListAccounts returns every account, ordered by ID (case-insensitively).
 func (t *tx) ListAccounts(ctx context.Context) ([]certportal.Account, error) {
-	rows, err := t.query(ctx, `SELECT `+accountCols+` FROM accounts ORDER BY id_key`)
-	if err != nil {
-		return nil, mapError(err, "", "")
-	}
-	defer rows.Close()
-	var out []certportal.Account
-	for rows.Next() {
-		a, err := scanAccount(rows)
-		if err != nil {
-			return nil, mapError(err, "", "")
-		}
-		out = append(out, *a)
-	}
-	return out, mapError(rows.Err(), "", "")
+	return t.queryAccounts(ctx, `SELECT `+accountCols+` FROM accounts ORDER BY id_key`)
 }
 
 // Certificates.
