@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The administrator's rescue tools (user unlock, reset-password,
@@ -98,9 +99,29 @@ func TestAdminUnlock(t *testing.T) {
 	ok(t, "the right password\n", "user", "add", "--data", data, "--id", "alice", "--email", "alice@example.com", "--password-file", "-")
 	p := startPortal(t, data)
 	for i := range 5 {
+		if i == 4 {
+			// Four failures lock nothing yet: `user show` says so.
+			if out := ok(t, "", "user", "show", "--data", data, "--id", "alice"); !strings.Contains(out, "Not locked out.") {
+				t.Errorf("after 4 failures user show says:\n%s", out)
+			}
+		}
 		if code := p.login(t, "alice", "a wrong password"); code != http.StatusUnauthorized {
 			t.Fatalf("wrong password %d: status %d, want 401", i+1, code)
 		}
+	}
+	out := ok(t, "", "user", "show", "--data", data, "--id", "alice")
+	if !regexp.MustCompile(`Locked out for sign-ins from 127\.0\.0\.1 until \d{4}-\d\d-\d\d \d\d:\d\d UTC; .certportal user unlock --id alice. lifts it`).MatchString(out) {
+		t.Errorf("after the 5th failure user show says:\n%s", out)
+	}
+	var shown accountShowJSON
+	if err := json.Unmarshal([]byte(ok(t, "", "user", "show", "--data", data, "--id", "alice", "--json")), &shown); err != nil {
+		t.Fatal(err)
+	}
+	if len(shown.Lockouts) != 1 || shown.Lockouts[0].From != "127.0.0.1" {
+		t.Fatalf("user show --json lockouts = %+v, want one from 127.0.0.1", shown.Lockouts)
+	}
+	if until, err := time.Parse(time.RFC3339, shown.Lockouts[0].Until); err != nil || time.Until(until) < 14*time.Minute || time.Until(until) > 15*time.Minute {
+		t.Errorf("lockout until %q (%v), want about 15 minutes from now", shown.Lockouts[0].Until, err)
 	}
 	if code := p.login(t, "alice", "the right password"); code != http.StatusUnauthorized {
 		t.Fatalf("after five wrong passwords the right one got %d, want 401 (locked)", code)
@@ -113,9 +134,12 @@ func TestAdminUnlock(t *testing.T) {
 		t.Fatal("the portal did not record the lockout")
 	}
 
-	out := ok(t, "", "user", "unlock", "--data", data, "--id", "ALICE")
+	out = ok(t, "", "user", "unlock", "--data", data, "--id", "ALICE")
 	if !strings.Contains(strings.ToLower(out), "unlocked alice") {
 		t.Errorf("user unlock says %q", out)
+	}
+	if out := ok(t, "", "user", "show", "--data", data, "--id", "alice"); !strings.Contains(out, "Not locked out.") {
+		t.Errorf("after user unlock, user show says:\n%s", out)
 	}
 	if code := p.login(t, "alice", "the right password"); code != http.StatusSeeOther {
 		t.Fatalf("after user unlock the right password got %d, want 303", code)

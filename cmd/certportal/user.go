@@ -28,6 +28,18 @@ type accountJSON struct {
 	Created         string `json:"created"`
 }
 
+// accountShowJSON is `user show --json`: the account and its lockouts
+// (an empty list when there are none).
+type accountShowJSON struct {
+	accountJSON
+	Lockouts []lockoutJSON `json:"lockouts"`
+}
+
+type lockoutJSON struct {
+	From  string `json:"from"` // the address, or an IPv6 /64
+	Until string `json:"until"`
+}
+
 func toAccountJSON(acc *certportal.Account) accountJSON {
 	j := accountJSON{ID: acc.ID, Email: acc.Email, Method: string(acc.Method), Status: string(acc.Status), Role: string(acc.RoleOf()), Created: acc.Created.UTC().Format("2006-01-02T15:04:05Z")}
 	if !acc.PasswordExpires.IsZero() {
@@ -109,14 +121,29 @@ func (a *app) userShow() *cobra.Command {
 				return err
 			}
 			defer e.Close()
-			acc, err := e.svc.Account(cmd.Context(), id)
+			v, err := e.svc.AccountPage(cmd.Context(), id)
 			if err != nil {
 				return err
 			}
 			if a.jsonOut {
-				return printJSON(a.stdout, toAccountJSON(acc))
+				j := accountShowJSON{accountJSON: toAccountJSON(v.Account), Lockouts: []lockoutJSON{}}
+				for _, l := range v.Lockouts {
+					j.Lockouts = append(j.Lockouts, lockoutJSON{From: l.Remote, Until: l.Until.UTC().Format("2006-01-02T15:04:05Z")})
+				}
+				return printJSON(a.stdout, j)
 			}
-			return a.printAccounts([]certportal.Account{*acc})
+			if err := a.printAccounts([]certportal.Account{*v.Account}); err != nil {
+				return err
+			}
+			if len(v.Lockouts) == 0 {
+				fmt.Fprintln(a.stdout, "Not locked out.")
+				return nil
+			}
+			for _, l := range v.Lockouts {
+				fmt.Fprintf(a.stdout, "Locked out for sign-ins from %s until %s; `certportal user unlock --id %s` lifts it.\n",
+					l.Remote, l.Until.UTC().Format("2006-01-02 15:04 UTC"), v.Account.ID)
+			}
+			return nil
 		},
 	}
 	a.dataFlags(c)
