@@ -37,11 +37,9 @@ func (s *Store) Import(p12 []byte, password string) ([]Imported, error) {
 	if err != nil {
 		return nil, err
 	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
+	if _, err := x509.MarshalPKCS8PrivateKey(key); err != nil {
 		return nil, wrapf(certportal.Invalid, err, "the private key in the PKCS#12 file is of a type certportal cannot store")
 	}
-	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
 
 	out := []Imported{{Entry: newEntry(Personal, leaf)}}
 	out[0].HasKey = true
@@ -53,6 +51,15 @@ func (s *Store) Import(p12 []byte, password string) ([]Imported, error) {
 		out = append(out, Imported{Entry: newEntry(store, ca)})
 	}
 
+	// Ask for the passphrase of the keys before taking the lock, not while
+	// other commands wait for it.
+	if seal, err := s.sealKeys(); err != nil {
+		return nil, wrapf(certportal.Unavailable, err, "cannot read the certificate store in %s", s.dir)
+	} else if seal {
+		if _, err := s.passphrase(); err != nil {
+			return nil, err
+		}
+	}
 	unlock, err := s.lock(true)
 	if err != nil {
 		return nil, err
@@ -83,7 +90,16 @@ func (s *Store) Import(p12 []byte, password string) ([]Imported, error) {
 				return fail(err)
 			}
 			if !haveKey {
-				f, err := stage(dir, e.Thumbprint+".key", keyPEM)
+				seal, err := s.sealKeys()
+				if err != nil {
+					return fail(err)
+				}
+				keyFile, err := s.keyFile(key, seal)
+				if err != nil {
+					discard(staged)
+					return nil, err
+				}
+				f, err := stage(dir, e.Thumbprint+".key", keyFile)
 				if err != nil {
 					return fail(err)
 				}

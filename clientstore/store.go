@@ -7,7 +7,8 @@
 //
 // A store directory holds one sub-directory per store. Each certificate is
 // one PEM file named after its thumbprint (<THUMBPRINT>.pem); the private key
-// of a personal certificate sits next to it as <THUMBPRINT>.key (PKCS#8 PEM).
+// of a personal certificate sits next to it as <THUMBPRINT>.key (PKCS#8 PEM,
+// encrypted with age when the store's keys have a passphrase: keyfile.go).
 // Files are 0600 and directories 0700, every file is written atomically
 // (temporary file, fsync, rename), and changes take an exclusive lock on the
 // store's lock file so two commands running at once cannot interleave.
@@ -19,6 +20,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -48,7 +50,8 @@ const lockFile = ".lock"
 // from several goroutines and processes at once: changes hold an exclusive
 // file lock, reads a shared one.
 type Store struct {
-	dir string
+	dir  string
+	pass *passphrase // set by SetPassphrase
 }
 
 // Entry describes one certificate in a store, with the columns a desktop
@@ -292,26 +295,22 @@ func parseCertPEM(data []byte) (*x509.Certificate, error) {
 // readKey reads the private key stored with a personal certificate.
 func (s *Store) readKey(thumbprint string) (crypto.Signer, error) {
 	path := filepath.Join(s.dir, Personal, thumbprint+".key")
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, errorf(certportal.Invalid, "the personal certificate %s has no private key in the store", thumbprint)
 	}
 	if err != nil {
 		return nil, wrapf(certportal.Unavailable, err, "cannot read the private key of %s", thumbprint)
 	}
-	b, _ := pem.Decode(data)
-	if b == nil || b.Type != "PRIVATE KEY" {
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxKeyFile+1))
+	if err != nil {
+		return nil, wrapf(certportal.Unavailable, err, "cannot read the private key of %s", thumbprint)
+	}
+	if len(data) > maxKeyFile {
 		return nil, errorf(certportal.Internal, "the private key file %s is damaged", path)
 	}
-	k, err := x509.ParsePKCS8PrivateKey(b.Bytes)
-	if err != nil {
-		return nil, wrapf(certportal.Internal, err, "the private key file %s is damaged", path)
-	}
-	signer, ok := k.(crypto.Signer)
-	if !ok {
-		return nil, errorf(certportal.Internal, "the private key file %s holds a key type certportal cannot use", path)
-	}
-	return signer, nil
+	return s.parseKeyFile(path, data)
 }
 
 // errorf returns a *certportal.Error from this package.

@@ -15,6 +15,7 @@ import (
 // (POST /api/renew), and puts the new certificate in the store in place of
 // the old one.
 func (a *app) storeRenew() *cobra.Command {
+	var keys keyFlags
 	var dir, url, thumb, pwFile string
 	var legacy bool
 	c := &cobra.Command{
@@ -34,6 +35,7 @@ so you are not asked for one; --password-file sets it instead.`,
 			if err != nil {
 				return err
 			}
+			a.usePassphrase(s, keys)
 			if thumb != "" {
 				if thumb, err = certportal.NormalizeHex(thumb); err != nil {
 					return err
@@ -65,6 +67,7 @@ so you are not asked for one; --password-file sets it instead.`,
 	}
 	a.storeDirFlag(c, &dir)
 	a.jsonFlag(c)
+	a.keyFlags(c, &keys, false)
 	c.Flags().StringVar(&url, "url", "", "the portal's address, e.g. https://localhost:8443")
 	c.Flags().StringVar(&thumb, "thumbprint", "", "which personal certificate (default: the one the store's roots trust)")
 	c.Flags().StringVar(&pwFile, "password-file", "", "file holding the password the new certificate file travels with (default: a random one)")

@@ -19,6 +19,7 @@ import (
 // portal gets a certificate signing request and answers with the
 // certificate, which goes into the store with the key.
 func (a *app) storeRequest() *cobra.Command {
+	var keys keyFlags
 	var dir, url, id, keyType, pwFile, rootFile string
 	c := &cobra.Command{
 		Use:   "request",
@@ -57,6 +58,7 @@ downloaded it from its "about certificate" page and checked its thumbprint).`,
 			if err != nil {
 				return err
 			}
+			a.usePassphrase(s, keys)
 			res, err := clientstore.Request(cmd.Context(), url, s, clientstore.RequestOptions{
 				ID: id, KeyType: kt, Roots: roots,
 				Password: func() (string, error) { return a.readSecret(pwFile, "Password of "+id+": ", false) },
@@ -88,6 +90,7 @@ downloaded it from its "about certificate" page and checked its thumbprint).`,
 	}
 	a.storeDirFlag(c, &dir)
 	a.jsonFlag(c)
+	a.keyFlags(c, &keys, true)
 	c.Flags().StringVar(&url, "url", "", "the portal's address, e.g. https://localhost:8443")
 	c.Flags().StringVar(&id, "id", "", "your user ID")
 	c.Flags().StringVar(&keyType, "key-type", "", "p256 (default; on re-enrollment: the old key's type), p384, rsa2048, rsa3072 or rsa4096")

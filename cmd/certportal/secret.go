@@ -43,10 +43,10 @@ func (a *app) readSecret(file, prompt string, confirm bool) (string, error) {
 		}
 		return s, nil
 	}
-	f, ok := a.stdin.(*os.File)
-	if !ok || !term.IsTerminal(int(f.Fd())) {
+	if !a.onTerminal() {
 		return "", certportal.Errorf(certportal.Invalid, "no password given: use --password-file FILE (or - for standard input), or run on a terminal to be asked")
 	}
+	f := a.stdin.(*os.File)
 	s, err := promptOnce(f, a.stderr, prompt)
 	if err != nil {
 		return "", err
@@ -64,6 +64,12 @@ func (a *app) readSecret(file, prompt string, confirm bool) (string, error) {
 		return "", certportal.Errorf(certportal.Invalid, "the password is empty")
 	}
 	return s, nil
+}
+
+// onTerminal reports whether the command can ask for a secret.
+func (a *app) onTerminal() bool {
+	f, ok := a.stdin.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 func promptOnce(f *os.File, w io.Writer, prompt string) (string, error) {

@@ -19,6 +19,34 @@ func (a *app) storeDirFlag(c *cobra.Command, dir *string) {
 	c.Flags().StringVar(dir, "store-dir", "", "certificate store directory (default: $XDG_DATA_HOME/certportal/store)")
 }
 
+// keyFlags are the flags of the commands that use or write the store's
+// private keys, which may be encrypted with a passphrase.
+type keyFlags struct {
+	file    string
+	encrypt bool
+}
+
+// keyFlags registers --key-passphrase-file, and --encrypt-key for the
+// commands that write a new key.
+func (a *app) keyFlags(c *cobra.Command, k *keyFlags, writes bool) {
+	c.Flags().StringVar(&k.file, "key-passphrase-file", "", "file holding the passphrase of the store's private keys (- = standard input); asked on a terminal when a key is encrypted")
+	if writes {
+		c.Flags().BoolVar(&k.encrypt, "encrypt-key", false, "encrypt the private key in the store with a passphrase (age); later commands ask for it")
+	}
+}
+
+// usePassphrase tells s how to get the passphrase of its keys: from the
+// file, else asked on the terminal when it is first needed (twice when a
+// new key is to be encrypted with it).
+func (a *app) usePassphrase(s *clientstore.Store, k keyFlags) {
+	s.SetPassphrase(func() (string, error) {
+		if k.file == "" && !a.onTerminal() {
+			return "", certportal.Errorf(certportal.Invalid, "the certificate store's private keys are (to be) encrypted: give the passphrase with --key-passphrase-file FILE (or - for standard input), or run on a terminal to be asked")
+		}
+		return a.readSecret(k.file, "Passphrase of the certificate store's private keys: ", k.encrypt && k.file == "")
+	}, k.encrypt)
+}
+
 // openClientStore opens the store in dir (the default when ""). Only
 // create (import) makes a store that does not exist; the commands that
 // read one say there is none instead of showing an empty store.
@@ -62,6 +90,7 @@ func toEntryJSON(e *clientstore.Entry) entryJSON {
 }
 
 func (a *app) storeImport() *cobra.Command {
+	var keys keyFlags
 	var dir, pwFile string
 	c := &cobra.Command{
 		Use:   "import FILE.p12",
@@ -80,6 +109,7 @@ func (a *app) storeImport() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			a.usePassphrase(s, keys)
 			res, err := s.Import(data, pw)
 			if err != nil {
 				return err
@@ -107,11 +137,13 @@ func (a *app) storeImport() *cobra.Command {
 	}
 	a.storeDirFlag(c, &dir)
 	a.jsonFlag(c)
+	a.keyFlags(c, &keys, true)
 	c.Flags().StringVar(&pwFile, "password-file", "", "file holding the PKCS#12 password (- = standard input)")
 	return c
 }
 
 func (a *app) storeExport() *cobra.Command {
+	var keys keyFlags
 	var dir, pwFile, out, thumb string
 	var legacy, force bool
 	c := &cobra.Command{
@@ -126,6 +158,7 @@ func (a *app) storeExport() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			a.usePassphrase(s, keys)
 			if thumb != "" {
 				if thumb, err = certportal.NormalizeHex(thumb); err != nil {
 					return err
@@ -147,6 +180,7 @@ func (a *app) storeExport() *cobra.Command {
 		},
 	}
 	a.storeDirFlag(c, &dir)
+	a.keyFlags(c, &keys, false)
 	c.Flags().StringVar(&out, "out", "", "PKCS#12 file to write")
 	c.Flags().StringVar(&thumb, "thumbprint", "", "which personal certificate (default: the only one)")
 	c.Flags().StringVar(&pwFile, "password-file", "", "file holding the password for the new file (- = standard input)")
@@ -229,6 +263,7 @@ func (a *app) storeDelete() *cobra.Command {
 }
 
 func (a *app) whoamiCommand() *cobra.Command {
+	var keys keyFlags
 	var dir, url, thumb string
 	c := &cobra.Command{
 		Use:   "whoami",
@@ -239,6 +274,7 @@ func (a *app) whoamiCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			a.usePassphrase(s, keys)
 			res, err := clientstore.Whoami(cmd.Context(), url, s, thumb)
 			if err != nil {
 				return err
@@ -252,6 +288,7 @@ func (a *app) whoamiCommand() *cobra.Command {
 	}
 	a.storeDirFlag(c, &dir)
 	a.jsonFlag(c)
+	a.keyFlags(c, &keys, false)
 	c.Flags().StringVar(&url, "url", "", "the portal's address, e.g. https://localhost:8443")
 	c.Flags().StringVar(&thumb, "thumbprint", "", "which personal certificate (default: the one the store's roots trust)")
 	required(c, "url")

@@ -130,6 +130,21 @@ func TestUsersSide(t *testing.T) {
 		t.Fatalf("whoami from the second store printed %q", who)
 	}
 
+	// A store whose key is encrypted with a passphrase (age): signing in
+	// needs it, and a wrong one says so.
+	store3 := filepath.Join(dir, "store3")
+	keyPass := writeSecret(t, "a passphrase for my keys")
+	ok(t, "", "store", "import", p12File, "--store-dir", store3, "--password-file", p12pwFile, "--encrypt-key", "--key-passphrase-file", keyPass)
+	keyFile := filepath.Join(store3, "personal", stores["personal"].Thumbprint+".key")
+	if b, err := os.ReadFile(keyFile); err != nil || !strings.HasPrefix(string(b), "-----BEGIN AGE ENCRYPTED FILE-----") {
+		t.Fatalf("the key in %s is not age-encrypted (%v):\n%.60s", keyFile, err, b)
+	}
+	fails(t, 1, "--key-passphrase-file", "", "whoami", "--url", base, "--store-dir", store3)
+	fails(t, 1, "passphrase of the certificate store's private key is wrong", "", "whoami", "--url", base, "--store-dir", store3, "--key-passphrase-file", writeSecret(t, "not my passphrase"))
+	if who := strings.TrimSpace(ok(t, "", "whoami", "--url", base, "--store-dir", store3, "--key-passphrase-file", keyPass)); who != "alice" {
+		t.Fatalf("whoami from the encrypted store printed %q", who)
+	}
+
 	ok(t, "", "cert", "revoke", "--data", data, "--serial", certs[0].Serial)
 	msg := fails(t, 1, "revoked", "", "whoami", "--url", base, "--store-dir", store2)
 	if strings.Contains(msg, "x509:") || strings.Contains(msg, "tls:") {
