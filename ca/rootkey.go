@@ -1,20 +1,16 @@
 package ca
 
 import (
-	"bytes"
 	"crypto"
 	"errors"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"unicode/utf8"
 
-	"filippo.io/age"
-	"filippo.io/age/armor"
-
 	"github.com/certportal/certportal"
 	"github.com/certportal/certportal/internal/atomicfile"
+	"github.com/certportal/certportal/internal/sealed"
 )
 
 // Key custody (SPEC.md "Key custody"): Load never reads root.key, so the
@@ -156,27 +152,11 @@ func (a *Authority) ExportRootKey(out, passphrase string) error {
 
 // sealRootKey encrypts plain to passphrase with age and armors it.
 func sealRootKey(plain []byte, passphrase string) ([]byte, error) {
-	r, err := age.NewScryptRecipient(passphrase)
-	if err != nil {
-		return nil, wrapError(certportal.Invalid, err, "the passphrase cannot be used")
-	}
-	r.SetWorkFactor(rootKeyWorkFactor)
-	var buf bytes.Buffer
-	aw := armor.NewWriter(&buf)
-	w, err := age.Encrypt(aw, r)
+	b, err := sealed.Seal(plain, passphrase, rootKeyWorkFactor)
 	if err != nil {
 		return nil, wrapError(certportal.Internal, err, "could not encrypt the root key")
 	}
-	if _, err := w.Write(plain); err != nil {
-		return nil, wrapError(certportal.Internal, err, "could not encrypt the root key")
-	}
-	if err := w.Close(); err != nil {
-		return nil, wrapError(certportal.Internal, err, "could not encrypt the root key")
-	}
-	if err := aw.Close(); err != nil {
-		return nil, wrapError(certportal.Internal, err, "could not encrypt the root key")
-	}
-	return buf.Bytes(), nil
+	return b, nil
 }
 
 // writeNewFile writes data to path, which must not exist, so that path
@@ -210,28 +190,14 @@ func OpenRootKey(data []byte, passphrase string) (crypto.Signer, error) {
 	if len(data) > maxRootKeyFile {
 		return nil, notOurs
 	}
-	id, err := age.NewScryptIdentity(passphrase)
-	if err != nil {
+	if passphrase == "" {
 		return nil, errorf(certportal.Invalid, "the passphrase of the root key file is empty")
 	}
-	id.SetMaxWorkFactor(maxRootKeyWorkFactor)
-	var src io.Reader = bytes.NewReader(data)
-	if bytes.HasPrefix(bytes.TrimLeft(data, " \t\r\n"), []byte(armor.Header)) {
-		src = armor.NewReader(bytes.NewReader(data))
+	plain, err := sealed.Open(data, passphrase, maxRootKeyWorkFactor, maxRootKeyFile)
+	if errors.Is(err, sealed.ErrWrongPassphrase) {
+		return nil, wrapError(certportal.Unauthorized, err, "the passphrase of the root key file is wrong; nothing was changed")
 	}
-	dec, err := age.Decrypt(src, id)
 	if err != nil {
-		var nomatch *age.NoIdentityMatchError
-		if errors.As(err, &nomatch) {
-			// The one scrypt stanza did not open: age says no more.
-			return nil, wrapError(certportal.Unauthorized, err, "the passphrase of the root key file is wrong; nothing was changed")
-		}
-		e := *notOurs
-		e.Err = err
-		return nil, &e
-	}
-	plain, err := io.ReadAll(io.LimitReader(dec, maxRootKeyFile+1))
-	if err != nil || len(plain) > maxRootKeyFile {
 		e := *notOurs
 		e.Err = err
 		return nil, &e

@@ -1,7 +1,6 @@
 package clientstore
 
 import (
-	"bytes"
 	"crypto"
 	"crypto/x509"
 	"encoding/pem"
@@ -12,10 +11,8 @@ import (
 	"strings"
 	"sync"
 
-	"filippo.io/age"
-	"filippo.io/age/armor"
-
 	"github.com/certportal/certportal"
+	"github.com/certportal/certportal/internal/sealed"
 )
 
 // A personal certificate's private key is the file <THUMBPRINT>.key: PKCS#8
@@ -80,14 +77,14 @@ func (s *Store) sealKeys() (bool, error) {
 		if !strings.HasSuffix(de.Name(), ".key") {
 			continue
 		}
-		head := make([]byte, len(armor.Header))
+		head := make([]byte, 64)
 		f, err := os.Open(filepath.Join(dir, de.Name()))
 		if err != nil {
 			return false, err
 		}
 		n, _ := io.ReadFull(f, head)
 		f.Close()
-		if string(head[:n]) == armor.Header {
+		if sealed.Is(head[:n]) {
 			return true, nil
 		}
 	}
@@ -109,52 +106,27 @@ func (s *Store) keyFile(key crypto.Signer, seal bool) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	r, err := age.NewScryptRecipient(pass)
-	if err != nil {
-		return nil, wrapf(certportal.Invalid, err, "the passphrase cannot be used")
-	}
-	r.SetWorkFactor(keyWorkFactor)
-	var buf bytes.Buffer
-	aw := armor.NewWriter(&buf)
-	w, err := age.Encrypt(aw, r)
-	if err == nil {
-		_, err = w.Write(plain)
-	}
-	if err == nil {
-		err = w.Close()
-	}
-	if err == nil {
-		err = aw.Close()
-	}
+	b, err := sealed.Seal(plain, pass, keyWorkFactor)
 	if err != nil {
 		return nil, wrapf(certportal.Internal, err, "could not encrypt the private key")
 	}
-	return buf.Bytes(), nil
+	return b, nil
 }
 
 // parseKeyFile turns the content of the key file at path into the key,
 // decrypting it with the store's passphrase when it is encrypted.
 func (s *Store) parseKeyFile(path string, data []byte) (crypto.Signer, error) {
 	damaged := errorf(certportal.Internal, "the private key file %s is damaged", path)
-	if bytes.HasPrefix(data, []byte(armor.Header)) {
+	if sealed.Is(data) {
 		pass, err := s.passphrase()
 		if err != nil {
 			return nil, err
 		}
-		id, err := age.NewScryptIdentity(pass)
-		if err != nil {
-			return nil, wrapf(certportal.Invalid, err, "the passphrase cannot be used")
-		}
-		id.SetMaxWorkFactor(keyWorkFactor)
-		r, err := age.Decrypt(armor.NewReader(bytes.NewReader(data)), id)
-		var noMatch *age.NoIdentityMatchError
+		data, err = sealed.Open(data, pass, keyWorkFactor, maxKeyFile)
 		switch {
-		case errors.As(err, &noMatch):
+		case errors.Is(err, sealed.ErrWrongPassphrase):
 			return nil, errorf(certportal.Unauthorized, "the passphrase of the certificate store's private key is wrong")
 		case err != nil:
-			return nil, damaged
-		}
-		if data, err = io.ReadAll(io.LimitReader(r, maxKeyFile)); err != nil {
 			return nil, damaged
 		}
 	}
