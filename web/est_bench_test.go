@@ -19,7 +19,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -171,13 +170,14 @@ func BenchmarkESTReenroll(b *testing.B) {
 			dbDir  string
 		}{"nomail-tmpfs", discardMail{}, shm})
 	}
-	for i, tc := range cases {
+	for _, tc := range cases {
 		b.Run(tc.name, func(b *testing.B) {
 			dbDir := tc.dbDir
 			if dbDir != "" {
-				// Each run of the sub-benchmark gets its own database.
-				dbDir = filepath.Join(dbDir, strconv.Itoa(i)+"-"+strconv.Itoa(b.N))
-				if err := os.MkdirAll(dbDir, 0o700); err != nil {
+				// Each run of the sub-benchmark gets its own database
+				// (-count runs it again with the same b.N).
+				var err error
+				if dbDir, err = os.MkdirTemp(dbDir, "run-"); err != nil {
 					b.Fatal(err)
 				}
 			}
