@@ -122,6 +122,9 @@ const (
 	// the account's temporary password, sets it and writes the mail in
 	// one transaction (PrepareMail), then sends it.
 	MailTemporaryPassword = "temporary_password"
+	// MailNotice is a notice written whole when it is queued, in the
+	// transaction of the change it reports (a certificate issued).
+	MailNotice = "notice"
 )
 
 // QueuedMail is one mail of the outbox.

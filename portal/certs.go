@@ -67,31 +67,49 @@ func (s *Service) Issue(ctx context.Context, a Actor, req IssueRequest) (_ *Issu
 			return nil, certportal.Errorf(certportal.Invalid, "choose a password for the certificate file that is not your account password")
 		}
 	}
-	// Serials are 127 random bits; a collision is all but impossible, but
-	// the database's unique key decides, and we retry with a new serial.
-	for attempt := 0; ; attempt++ {
+	var p12 []byte
+	rec, _, err := s.issue(ctx, a, acc, req, func() (*x509.Certificate, error) {
 		leaf, key, err := s.CA.Issue(ca.LeafRequest{ID: acc.ID, Email: acc.Email, KeyType: kt})
 		if err != nil {
 			return nil, err
 		}
-		p12, err := s.CA.PKCS12(key, leaf, req.P12Password, req.Legacy)
+		p12, err = s.CA.PKCS12(key, leaf, req.P12Password, req.Legacy)
+		return leaf, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Issued{Cert: rec, P12: p12}, nil
+}
+
+// issue is the step every issuance shares once its checks passed,
+// whatever makes the certificate (a key made here for a PKCS#12, or a
+// CSR): sign, then record it with recordIssue's transaction, which also
+// queues the notice mail; after the commit it wakes the CRL signer (the
+// previous certificate, if any, is revoked) and the mail sender.
+//
+// Serials are 127 random bits; a collision is all but impossible, but the
+// database's unique key decides, and sign is called again for a new
+// serial.
+func (s *Service) issue(ctx context.Context, a Actor, acc *certportal.Account, req IssueRequest, sign func() (*x509.Certificate, error)) (*certportal.Certificate, *x509.Certificate, error) {
+	for attempt := 0; ; attempt++ {
+		leaf, err := sign()
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		rec := certRecord(leaf, acc.ID, s.now())
 		err = s.Store.Update(ctx, func(tx certportal.Tx) error {
 			return s.recordIssue(ctx, tx, a, rec, req)
 		})
 		if attempt < 3 && errors.Is(err, certportal.ErrSerialTaken) {
-			// A random serial met an existing one: a new key and serial.
 			continue
 		}
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		s.crlsChanged() // the previous certificate, if any, is revoked
-		s.notify(ctx, acc.ID, NoticeCertificateIssued(acc.Email, acc.ID, rec.Serial, rec.Thumbprint, rec.NotAfter))
-		return &Issued{Cert: rec, P12: p12}, nil
+		s.crlsChanged()
+		s.wakeMailSender()
+		return rec, leaf, nil
 	}
 }
 
@@ -99,8 +117,10 @@ func (s *Service) Issue(ctx context.Context, a Actor, req IssueRequest) (_ *Issu
 // whatever made the certificate (a key made here for a PKCS#12, or a CSR):
 // in tx, lock the account (a cancelled one is refused), revoke its valid
 // certificates as superseded, insert rec, audit the issue, set the sign-in
-// method to certificate, and end the account's sessions but keepSession.
-// The storage tests run it as the product does.
+// method to certificate, end the account's sessions but keepSession, and
+// queue the notice mail in the outbox (sent after the commit, at least
+// once, and audited when it went out: see outbox.go). The storage tests
+// run it as the product does.
 func (s *Service) RecordIssue(ctx context.Context, tx certportal.Tx, a Actor, rec *certportal.Certificate, keepSession string) error {
 	return s.recordIssue(ctx, tx, a, rec, IssueRequest{KeepSession: keepSession})
 }
@@ -134,11 +154,17 @@ func (s *Service) recordIssue(ctx context.Context, tx certportal.Tx, a Actor, re
 			return err
 		}
 	}
-	acc.Updated = s.now()
+	now := s.now()
+	acc.Updated = now
 	if err := tx.UpdateAccount(ctx, acc); err != nil {
 		return err
 	}
-	return tx.DeleteSessions(ctx, acc.ID, req.KeepSession)
+	if err := tx.DeleteSessions(ctx, acc.ID, req.KeepSession); err != nil {
+		return err
+	}
+	m := NoticeCertificateIssued(acc.Email, acc.ID, rec.Serial, rec.Thumbprint, rec.NotAfter)
+	return tx.QueueMail(ctx, &certportal.QueuedMail{AccountID: acc.ID, Kind: certportal.MailNotice,
+		To: acc.Email, Subject: m.Subject, Body: m.Body, Created: now, NextTry: now})
 }
 
 func certRecord(leaf *x509.Certificate, id string, now time.Time) *certportal.Certificate {

@@ -3,7 +3,6 @@ package portal
 import (
 	"context"
 	"crypto/x509"
-	"errors"
 	"time"
 
 	"github.com/certportal/certportal"
@@ -82,47 +81,36 @@ func (s *Service) EnrollWithPassword(ctx context.Context, id, password, remote s
 }
 
 // Reenroll is EST's simplereenroll: a certificate for a CSR in place of
-// the certificate with the given serial, which the caller authenticated
-// (mutual TLS). The rules are Renew's: the certificate must be the
-// account's current one and inside its renewal window; the old one is
-// superseded and the renewal audited naming both serials.
-func (s *Service) Reenroll(ctx context.Context, a Actor, serial string, csr *ca.CSR) (*Enrolled, error) {
-	sn, acc, err := s.renewable(ctx, serial)
-	if err != nil {
+// old, the certificate the caller authenticated (mutual TLS) and looked
+// up with its account (CertSignIn). The rules are Renew's (renewRefusal):
+// checked on what the sign-in read, so a refused request costs no
+// signature, and again in the issuing transaction, which decides; the
+// old certificate is superseded and the renewal audited naming both
+// serials.
+func (s *Service) Reenroll(ctx context.Context, a Actor, acc *certportal.Account, old *certportal.Certificate, csr *ca.CSR) (*Enrolled, error) {
+	if err := s.renewRefusal(acc, old); err != nil {
 		return nil, err
 	}
 	return s.issueCSR(ctx, a, acc, csr, IssueRequest{
 		renewing: func(ctx context.Context, tx certportal.Tx, acc *certportal.Account, rec *certportal.Certificate) error {
-			return s.recordRenewal(ctx, tx, a, acc, sn, rec, "")
+			return s.recordRenewal(ctx, tx, a, acc, old.Serial, rec, "")
 		},
 	})
 }
 
-// issueCSR signs the certificate for csr and records it with RecordIssue's
-// transaction (req carries the session to keep and the check to run with
-// the account locked), then wakes the CRL signer and sends the notice.
+// issueCSR signs the certificate for csr and records it with the step
+// every issuance shares (issue; req carries the session to keep and the
+// check to run with the account locked).
 func (s *Service) issueCSR(ctx context.Context, a Actor, acc *certportal.Account, csr *ca.CSR, req IssueRequest) (_ *Enrolled, err error) {
 	defer func(start time.Time) { s.events().Issued(time.Since(start), err) }(time.Now())
 	if csr == nil {
 		return nil, certportal.Errorf(certportal.Invalid, "no certificate request was sent")
 	}
-	for attempt := 0; ; attempt++ {
-		leaf, err := s.CA.IssueCSR(ca.LeafRequest{ID: acc.ID, Email: acc.Email}, csr)
-		if err != nil {
-			return nil, err
-		}
-		rec := certRecord(leaf, acc.ID, s.now())
-		err = s.Store.Update(ctx, func(tx certportal.Tx) error {
-			return s.recordIssue(ctx, tx, a, rec, req)
-		})
-		if attempt < 3 && errors.Is(err, certportal.ErrSerialTaken) {
-			continue // a random serial met an existing one: sign again
-		}
-		if err != nil {
-			return nil, err
-		}
-		s.crlsChanged() // the previous certificate, if any, is revoked
-		s.notify(ctx, acc.ID, NoticeCertificateIssued(acc.Email, acc.ID, rec.Serial, rec.Thumbprint, rec.NotAfter))
-		return &Enrolled{Cert: rec, Leaf: leaf, Chain: []*x509.Certificate{s.CA.Issuing, s.CA.Root}}, nil
+	rec, leaf, err := s.issue(ctx, a, acc, req, func() (*x509.Certificate, error) {
+		return s.CA.IssueCSR(ca.LeafRequest{ID: acc.ID, Email: acc.Email}, csr)
+	})
+	if err != nil {
+		return nil, err
 	}
+	return &Enrolled{Cert: rec, Leaf: leaf, Chain: []*x509.Certificate{s.CA.Issuing, s.CA.Root}}, nil
 }

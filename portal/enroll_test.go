@@ -7,6 +7,9 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -153,11 +156,26 @@ func TestReenroll(t *testing.T) {
 	}
 	user := portal.User("ray", "192.0.2.10")
 	_, csr2 := newCSR(t, "ray")
-	if _, err := e.svc.Reenroll(ctx, user, first.Cert.Serial, csr2); !errors.Is(err, portal.ErrRenewTooEarly) {
+	acc, old, err := e.svc.CertSignInVerified(ctx, first.Leaf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.Reenroll(ctx, user, acc, old, csr2); !errors.Is(err, portal.ErrRenewTooEarly) {
 		t.Fatalf("re-enrollment a year before expiry: %v, want ErrRenewTooEarly", err)
 	}
+	// The transaction decides the window, not the record the caller read:
+	// one that claims to expire tomorrow is refused all the same, and
+	// nothing is recorded.
+	forged := *old
+	forged.NotAfter = clock.Now().Add(24 * time.Hour)
+	if _, err := e.svc.Reenroll(ctx, user, acc, &forged, csr2); !errors.Is(err, portal.ErrRenewTooEarly) {
+		t.Fatalf("re-enrollment with a record read as expiring tomorrow: %v, want ErrRenewTooEarly from the transaction", err)
+	}
+	if certs, _ := e.svc.Certificates(ctx, "ray"); len(certs) != 1 {
+		t.Fatalf("%d certificates after two refused re-enrollments, want 1", len(certs))
+	}
 	clock.Set(first.Cert.NotAfter.Add(-24 * time.Hour))
-	second, err := e.svc.Reenroll(ctx, user, first.Cert.Serial, csr2)
+	second, err := e.svc.Reenroll(ctx, user, acc, old, csr2)
 	if err != nil {
 		t.Fatalf("Reenroll in the window: %v", err)
 	}
@@ -177,8 +195,13 @@ func TestReenroll(t *testing.T) {
 	if n := countActions(t, e, "ray", certportal.ActionCertRenewed); n != 1 {
 		t.Errorf("%d renewals audited, want 1", n)
 	}
-	if _, err := e.svc.Reenroll(ctx, user, first.Cert.Serial, csr2); !errors.Is(err, portal.ErrCertRevoked) {
-		t.Fatalf("re-enrollment with the superseded certificate: %v, want ErrCertRevoked", err)
+	// Read before the renewal, the old record looks current; the
+	// transaction sees it superseded.
+	if _, err := e.svc.Reenroll(ctx, user, acc, old, csr2); certportal.ErrorCodeOf(err) != certportal.Conflict {
+		t.Fatalf("re-enrollment with the superseded certificate, read before it was: %v, want Conflict", err)
+	}
+	if _, _, err := e.svc.CertSignInVerified(ctx, first.Leaf); !errors.Is(err, portal.ErrCertRevoked) {
+		t.Fatalf("sign-in with the superseded certificate: %v, want ErrCertRevoked", err)
 	}
 }
 
@@ -195,4 +218,49 @@ func countActions(t *testing.T, e *env, id, action string) int {
 		}
 	}
 	return n
+}
+
+// TestIssuanceQueuesItsNotice: the notice of an issuance is written into
+// the outbox by the issuing transaction, not sent on the request's path;
+// the sender delivers it after the commit and audits it then.
+func TestIssuanceQueuesItsNotice(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	e.addUser(t, "nina")
+	_, csr := newCSR(t, "nina")
+	en, err := e.svc.Enroll(ctx, portal.User("nina", "192.0.2.11"), portal.EnrollRequest{ID: "nina", CSR: csr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var queued []certportal.QueuedMail
+	err = e.svc.Store.View(ctx, func(tx certportal.Tx) error {
+		queued, err = tx.QueuedMails(ctx, "nina")
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(queued) != 1 || queued[0].Kind != certportal.MailNotice || queued[0].To != "nina@example.com" ||
+		!queued[0].Sent.IsZero() || !strings.Contains(queued[0].Body, en.Cert.Serial) {
+		t.Fatalf("after the issuance the outbox holds %+v; want one unsent notice to nina@example.com naming %s", queued, en.Cert.Serial)
+	}
+	if n := countActions(t, e, "nina", certportal.ActionMailSent); n != 0 {
+		t.Fatalf("%d mail.sent records before the sender ran, want 0", n)
+	}
+	if n, err := e.svc.SendQueuedMail(ctx); n != 1 || err != nil {
+		t.Fatalf("the sender sent %d, %v; want 1", n, err)
+	}
+	files, _ := filepath.Glob(filepath.Join(e.outbox, "*.eml"))
+	if len(files) != 1 {
+		t.Fatalf("%d mails in the .eml outbox, want 1", len(files))
+	}
+	if b, _ := os.ReadFile(files[0]); !strings.Contains(string(b), "Subject: A new certificate was issued for your account") {
+		t.Errorf("the mail sent is not the issuance notice:\n%s", b)
+	}
+	if n := countActions(t, e, "nina", certportal.ActionMailSent); n != 1 {
+		t.Errorf("%d mail.sent records after the sender ran, want 1", n)
+	}
+	if n, err := e.svc.SendQueuedMail(ctx); n != 0 || err != nil {
+		t.Errorf("a second round sent %d, %v; want nothing", n, err)
+	}
 }

@@ -13,7 +13,8 @@ import (
 // after the transactions that queued it committed.
 //
 // Delivery is at least once. A mail is marked sent after the mailer took
-// it; a crash between the two sends it again when the claim's lease ends.
+// it (with the others of its batch, in one transaction); a crash between
+// the two sends it again when the claim's lease ends.
 // The other order (mark, then send) would lose the mail in that crash,
 // and a lost temporary password leaves a new user with no way in, while a
 // second copy of the same mail costs nothing: the copy carries the same
@@ -21,8 +22,8 @@ import (
 // send) and the same Message-ID (Mail.ID), so the .eml outbox writes the
 // same file again and a mail client shows one message.
 
-// mailWake lets Import wake the sender at once rather than at its next
-// round.
+// mailWake lets Import and every issuance wake the sender at once rather
+// than at its next round.
 type mailWake struct {
 	once sync.Once
 	ch   chan struct{}
@@ -57,9 +58,16 @@ func mailRetry(n int) time.Duration {
 	return time.Minute << n
 }
 
-// RunMailSender sends queued mail until ctx ends: at once, whenever an
-// import queued some, and every interval (for retries, and for mails
-// queued by another process or replica).
+// mailGather is how long the sender waits, once woken, before it claims:
+// the mails queued meanwhile go out in the same batch. A portal under load
+// issues many certificates a second, each with its notice; sent one by
+// one, each would cost a claim and a mark (two commits, two fsyncs)
+// competing with the requests for the database's one writer.
+const mailGather = 200 * time.Millisecond
+
+// RunMailSender sends queued mail until ctx ends: shortly (mailGather)
+// after an issuance or an import queued some, and every interval (for
+// retries, and for mails queued by another process or replica).
 func (s *Service) RunMailSender(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -74,6 +82,11 @@ func (s *Service) RunMailSender(ctx context.Context, interval time.Duration) {
 			return
 		case <-t.C:
 		case <-s.outbox.c():
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(mailGather):
+			}
 		}
 	}
 }
@@ -99,17 +112,48 @@ func (s *Service) SendQueuedMail(ctx context.Context) (int, error) {
 		if len(batch) == 0 {
 			break
 		}
+		var out []*certportal.QueuedMail
 		for i := range batch {
 			ok, err := s.deliver(ctx, &batch[i])
 			if err != nil {
 				last = err
 			}
 			if ok {
-				sent++
+				out = append(out, &batch[i])
 			}
 		}
+		sent += len(out)
+		s.markSent(ctx, out)
 	}
 	return sent, last
+}
+
+// markSent records, in one transaction, that the mails of a batch went
+// out, each audited: one commit (one fsync) per batch rather than per mail,
+// so the sender keeps up with a portal that issues a certificate, and
+// queues its notice, on every request. A crash before this commit sends
+// the batch again (at least once; see the top of this file).
+func (s *Service) markSent(ctx context.Context, out []*certportal.QueuedMail) {
+	if len(out) == 0 {
+		return
+	}
+	now := s.now()
+	err := s.Store.Update(ctx, func(tx certportal.Tx) error {
+		for _, m := range out {
+			if err := tx.MailSent(ctx, m.ID, now); err != nil {
+				return err
+			}
+			if err := s.audit(ctx, tx, Actor{Name: "system", Remote: "-"}, m.AccountID, certportal.ActionMailSent, mailWhat(m)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		// Sent, but not recorded: the lease lapses and the same mails
+		// (same IDs) go out again. See the top of this file.
+		s.Log.Warn("queued mails went out but could not be marked sent; they will be sent again", "count", len(out), "err", err)
+	}
 }
 
 // OutboxMailID is the stable ID of a queued mail (certportal.Mail.ID): its
@@ -118,8 +162,8 @@ func OutboxMailID(m *certportal.QueuedMail) string {
 	return m.Created.UTC().Format("20060102T150405.000000000Z") + "-q" + strconv.FormatInt(m.ID, 10)
 }
 
-// deliver sends one claimed mail and records the outcome; ok says it went
-// out.
+// deliver sends one claimed mail and records a failure; ok says it went
+// out, and the caller marks it sent (markSent).
 func (s *Service) deliver(ctx context.Context, m *certportal.QueuedMail) (ok bool, err error) {
 	if m.Kind == certportal.MailTemporaryPassword && m.To == "" {
 		ready, err := s.prepareTemporaryPassword(ctx, m)
@@ -135,25 +179,16 @@ func (s *Service) deliver(ctx context.Context, m *certportal.QueuedMail) (ok boo
 		s.mailFailed(ctx, m, err)
 		return false, err
 	}
-	now := s.now()
-	err = s.Store.Update(ctx, func(tx certportal.Tx) error {
-		if err := tx.MailSent(ctx, m.ID, now); err != nil {
-			return err
-		}
-		return s.audit(ctx, tx, Actor{Name: "system", Remote: "-"}, m.AccountID, certportal.ActionMailSent, mailWhat(m))
-	})
-	if err != nil {
-		// Sent, but not recorded: the lease lapses and the same mail
-		// (same ID) goes out again. See the top of this file.
-		s.Log.Warn("a queued mail went out but could not be marked sent; it will be sent again", "mail", m.ID, "err", err)
-	}
 	return true, nil
 }
 
 func mailWhat(m *certportal.QueuedMail) string {
 	what := m.Kind
-	if m.Kind == certportal.MailTemporaryPassword {
+	switch m.Kind {
+	case certportal.MailTemporaryPassword:
 		what = "temporary password"
+	case certportal.MailNotice:
+		what = "notice: " + m.Subject
 	}
 	return what + " (queued mail " + strconv.FormatInt(m.ID, 10) + ")"
 }

@@ -66,9 +66,8 @@ func (s *Service) Renew(ctx context.Context, a Actor, req RenewRequest) (*Issued
 }
 
 // renewable checks that the certificate with the given serial may be
-// renewed now, for Renew and Reenroll: known, of an active account,
-// unrevoked, unexpired and inside its renewal window. It returns the
-// normalised serial and the account.
+// renewed now (renewRefusal), for Renew. It returns the normalised serial
+// and the account.
 func (s *Service) renewable(ctx context.Context, serial string) (string, *certportal.Account, error) {
 	sn, err := certportal.NormalizeSerial(serial)
 	if err != nil {
@@ -89,25 +88,40 @@ func (s *Service) renewable(ctx context.Context, serial string) (string, *certpo
 		return "", nil, forbidden(ErrCertUnknown, "this certificate is not known to this portal")
 	case err != nil:
 		return "", nil, err
-	case acc.Status != certportal.StatusActive:
-		return "", nil, forbidden(ErrCertCancelled, "the account of this certificate has been cancelled")
-	case old.IsRevoked():
-		return "", nil, forbidden(ErrCertRevoked, "this certificate has been revoked, so it cannot be renewed; change the sign-in method to get a new one")
-	case !s.now().Before(old.NotAfter):
-		return "", nil, forbidden(ErrCertExpired, "this certificate has expired, so it cannot be renewed; change the sign-in method to get a new one")
 	}
-	if from := s.RenewableFrom(old); s.now().Before(from) {
-		return "", nil, &certportal.Error{Code: certportal.Conflict, Err: ErrRenewTooEarly,
-			Message: "your certificate can be renewed from " + day(from) + ", in the last " + daysIn(old.NotAfter.Sub(from)) +
-				" before it expires on " + day(old.NotAfter)}
+	if err := s.renewRefusal(acc, old); err != nil {
+		return "", nil, err
 	}
 	return sn, acc, nil
 }
 
+// renewRefusal is the rule of renewal, for Renew and Reenroll, before the
+// certificate is signed and again in the issuing transaction: the
+// account is active, the certificate unrevoked, unexpired and inside its
+// renewal window. It returns nil when old may be renewed now.
+func (s *Service) renewRefusal(acc *certportal.Account, old *certportal.Certificate) error {
+	switch {
+	case acc.Status != certportal.StatusActive:
+		return forbidden(ErrCertCancelled, "the account of this certificate has been cancelled")
+	case old.IsRevoked():
+		return forbidden(ErrCertRevoked, "this certificate has been revoked, so it cannot be renewed; change the sign-in method to get a new one")
+	case !s.now().Before(old.NotAfter):
+		return forbidden(ErrCertExpired, "this certificate has expired, so it cannot be renewed; change the sign-in method to get a new one")
+	}
+	if from := s.RenewableFrom(old); s.now().Before(from) {
+		return &certportal.Error{Code: certportal.Conflict, Err: ErrRenewTooEarly,
+			Message: "your certificate can be renewed from " + day(from) + ", in the last " + daysIn(old.NotAfter.Sub(from)) +
+				" before it expires on " + day(old.NotAfter)}
+	}
+	return nil
+}
+
 // recordRenewal runs in the issuing transaction, with the account locked:
 // it checks that the certificate being renewed is still the account's
-// current one (two renewals at once must not both supersede it), rebinds
-// the renewing session to the new certificate, and audits the renewal.
+// current one (two renewals at once must not both supersede it) and still
+// renewable (renewRefusal: the window is decided by the transaction, not
+// by a read before it), rebinds the renewing session to the new
+// certificate, and audits the renewal.
 func (s *Service) recordRenewal(ctx context.Context, tx certportal.Tx, a Actor, acc *certportal.Account, serial string, rec *certportal.Certificate, keep string) error {
 	old, err := tx.Certificate(ctx, serial)
 	if err != nil {
@@ -115,6 +129,9 @@ func (s *Service) recordRenewal(ctx context.Context, tx certportal.Tx, a Actor, 
 	}
 	if old.IsRevoked() || certportal.IDKey(old.AccountID) != certportal.IDKey(acc.ID) {
 		return certportal.Errorf(certportal.Conflict, "this certificate has been renewed or revoked meanwhile; sign in again with your current certificate")
+	}
+	if err := s.renewRefusal(acc, old); err != nil {
+		return err
 	}
 	if keep != "" {
 		sess, err := tx.Session(ctx, keep)

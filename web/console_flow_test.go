@@ -214,6 +214,10 @@ func TestConsoleAdminActions(t *testing.T) {
 func TestConsoleAddImportExport(t *testing.T) {
 	e := newConsoleEnv(t)
 	ctx := context.Background()
+	// The notices of the certificates the setup issued go out first.
+	if _, err := e.svc.SendQueuedMail(ctx); err != nil {
+		t.Fatal(err)
+	}
 	r := e.post(e.adminCert, "/admin/accounts", form("id", "newbie", "email", "newbie@example.com", "role", "user"))
 	if r.StatusCode != http.StatusSeeOther || r.Header.Get("Location") != "/admin/accounts/newbie?done=added" {
 		t.Fatalf("add: %d to %q\n%.500s", r.StatusCode, r.Header.Get("Location"), r.body)

@@ -109,7 +109,7 @@ func (s *Server) handleESTReenroll(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	en, err := s.Svc.Reenroll(r.Context(), portal.User(acc.ID, remoteAddr(r)), cert.Serial, csr)
+	en, err := s.Svc.Reenroll(r.Context(), portal.User(acc.ID, remoteAddr(r)), acc, cert, csr)
 	if err != nil {
 		s.fail(w, r, err)
 		return

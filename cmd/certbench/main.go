@@ -122,6 +122,9 @@ func run(ctx context.Context, o options) error {
 	if err := r.signIns(ctx, o, fx); err != nil {
 		return err
 	}
+	if err := r.estReenrolls(ctx, o, fx); err != nil {
+		return err
+	}
 	logf("100 concurrent password sign-ins")
 	if err := r.passwords(ctx, o, fx); err != nil {
 		return err

@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/ocsp"
 	"software.sslmate.com/src/go-pkcs12"
@@ -132,7 +133,14 @@ func TestMetricsCountWhatHappened(t *testing.T) {
 	}
 	resp.Body.Close()
 	for _, c := range checks {
-		if after := scrape(t, metricsAddr, c.sample); after != before[c.sample]+1 {
+		after := scrape(t, metricsAddr, c.sample)
+		// The notice goes out after the issuance's commit, by the outbox
+		// sender, a moment later.
+		for deadline := time.Now().Add(10 * time.Second); after < before[c.sample]+1 && time.Now().Before(deadline); {
+			time.Sleep(50 * time.Millisecond)
+			after = scrape(t, metricsAddr, c.sample)
+		}
+		if after != before[c.sample]+1 {
 			t.Errorf("%s: %v before, %v after %s; want one more", c.sample, before[c.sample], after, c.when)
 		}
 	}
