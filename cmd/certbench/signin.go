@@ -23,8 +23,13 @@ type point struct {
 
 // load runs the load generator against https://addr+path.
 func load(ctx context.Context, fx *fixture, addr, path string, conc int, keep bool, d time.Duration, body []byte, ctype string, expect int) (*loadgen.Result, error) {
+	return loadURL(ctx, fx, "https://"+addr+path, conc, keep, d, body, ctype, expect)
+}
+
+// loadURL runs the load generator against an https:// or http:// URL.
+func loadURL(ctx context.Context, fx *fixture, u string, conc int, keep bool, d time.Duration, body []byte, ctype string, expect int) (*loadgen.Result, error) {
 	cfg := loadgen.Config{
-		URL: "https://" + addr + path, Concurrency: conc, Duration: d, KeepAlive: keep,
+		URL: u, Concurrency: conc, Duration: d, KeepAlive: keep,
 		TLS: fx.client, Expect: expect, Body: body, ContentType: ctype,
 	}
 	if body != nil {
@@ -82,23 +87,14 @@ func (r *report) signIns(ctx context.Context, o options, fx *fixture) error {
 		peakN = max(peakN, p.nginx)
 	}
 	r.add(fmt.Sprintf("Sign-in by certificate, new TLS connection each (full handshake X25519, chain check, revocation lookup, /api/whoami), peak over c=%v / nginx peak", o.conc), best.portal, peakN, "/s", "≥ 1.0", best.portal >= peakN)
-	for _, c := range []int{32} {
-		pr, err := load(ctx, fx, serve.addr, "/api/whoami", c, true, o.step, nil, "", 200)
-		if err != nil {
-			return err
-		}
-		nr, err := load(ctx, fx, ngx.addr, "/api/whoami", c, true, o.step, nil, "", 200)
-		if err != nil {
-			return err
-		}
-		r.add(fmt.Sprintf("Sign-in by certificate, kept-alive connections, c=%d (revocation lookup per request) / nginx", c), pr.Rate(), nr.Rate(), "/s", "≥ 10,000/s", pr.Rate() >= 10000)
-		r.notes = append(r.notes, fmt.Sprintf("Kept-alive c=%d: certportal p99 %v, nginx p99 %v.", c, pr.Latency.Quantile(0.99).Round(time.Microsecond), nr.Latency.Quantile(0.99).Round(time.Microsecond)))
+	if err := r.keptAlive(ctx, o, fx, serve, ngx); err != nil {
+		return err
 	}
 	reqDER, err := ocsp.CreateRequest(fx.leaf, fx.issuing, &ocsp.RequestOptions{Hash: crypto.SHA1})
 	if err != nil {
 		return err
 	}
-	return r.ocspFigure(ctx, o, fx, serve, reqDER)
+	return r.ocspFigure(ctx, o, fx, serve, ngx, reqDER)
 }
 
 // passwords sends 100 password sign-ins at once (POST /login, each on its
