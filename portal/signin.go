@@ -263,14 +263,16 @@ func (s *Service) lookupCert(ctx context.Context, fp string) (_ *certportal.Acco
 			s.events().RevocationCheck("signin", err == nil)
 		}
 	}()
-	// One statement, one round trip: this runs on every request that
+	// One statement, one round trip, shared by the requests that arrived
+	// before it started (batch.go): this runs on every request that
 	// presents a certificate.
-	c, acc, err := s.Store.Lookup(ctx, fp)
+	found, ok, err := s.lookups.get(ctx, strings.ToUpper(fp), s.Store.Lookup)
+	c, acc := found.Cert, found.Account
 	switch {
-	case certportal.ErrorCodeOf(err) == certportal.NotFound:
-		return nil, nil, forbidden(ErrCertUnknown, "this certificate is not known to this portal")
 	case err != nil:
 		return nil, nil, err
+	case !ok:
+		return nil, nil, forbidden(ErrCertUnknown, "this certificate is not known to this portal")
 	case acc.Status == certportal.StatusCancelled:
 		return acc, c, forbidden(ErrCertCancelled, "the account of this certificate has been cancelled")
 	case c.IsRevoked():

@@ -13,6 +13,7 @@ import (
 	"context"
 	"database/sql"
 	"embed"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -234,25 +235,70 @@ func (db *DB) run(ctx context.Context, pool *sql.DB, stmts *stmtCache, readOnly 
 // Ping reports whether the database answers (Unavailable when not).
 // Lookup is the hot path's read: one prepared statement on a read
 // connection, without BEGIN and COMMIT (SQLite runs a lone statement in a
-// transaction of its own, which sees one committed state).
-func (db *DB) Lookup(ctx context.Context, fingerprint string) (*certportal.Certificate, *certportal.Account, error) {
+// transaction of its own, which sees one committed state). The
+// fingerprints travel as one JSON array, so any number of them is one
+// statement.
+func (db *DB) Lookup(ctx context.Context, fingerprints []string) (map[string]certportal.Found, error) {
+	out := make(map[string]certportal.Found, len(fingerprints))
+	err := db.queryKeys(ctx, lookupQuery, fingerprints, func(rows *sql.Rows) error {
+		var cr certRow
+		var ar accountRow
+		if err := rows.Scan(append(cr.dest(), ar.dest()...)...); err != nil {
+			return err
+		}
+		c := cr.cert()
+		out[c.SHA256] = certportal.Found{Cert: c, Account: ar.account()}
+		return nil
+	})
+	return out, err
+}
+
+// Statuses is the OCSP responder's read: one prepared statement, like
+// Lookup.
+func (db *DB) Statuses(ctx context.Context, serials []string) (map[string]*certportal.Certificate, error) {
+	out := make(map[string]*certportal.Certificate, len(serials))
+	err := db.queryKeys(ctx, statusesQuery, serials, func(rows *sql.Rows) error {
+		c, err := scanCert(rows)
+		if err == nil {
+			out[c.Serial] = c
+		}
+		return err
+	})
+	return out, err
+}
+
+// queryKeys runs query, a cached statement on a read connection, with keys
+// (upper-cased) as its one JSON array argument, and calls row for each row.
+func (db *DB) queryKeys(ctx context.Context, query string, keys []string, row func(*sql.Rows) error) error {
 	if db.closed.Load() {
-		return nil, nil, errClosed
+		return errClosed
 	}
-	stmt, ok := db.readStmts.lookup(lookupQuery)
+	stmt, ok := db.readStmts.lookup(query)
 	if !ok {
 		var err error
-		if stmt, err = db.readStmts.prepare(ctx, lookupQuery); err != nil {
-			return nil, nil, mapError(err, "", "")
+		if stmt, err = db.readStmts.prepare(ctx, query); err != nil {
+			return mapError(err, "", "")
 		}
 	}
-	var cr certRow
-	var ar accountRow
-	err := stmt.QueryRowContext(ctx, strings.ToUpper(fingerprint)).Scan(append(cr.dest(), ar.dest()...)...)
-	if err != nil {
-		return nil, nil, mapError(err, "the certificate is not one this portal issued", "")
+	upper := make([]string, len(keys))
+	for i, k := range keys {
+		upper[i] = strings.ToUpper(k)
 	}
-	return cr.cert(), ar.account(), nil
+	arg, err := json.Marshal(upper)
+	if err != nil {
+		return mapError(err, "", "")
+	}
+	rows, err := stmt.QueryContext(ctx, string(arg))
+	if err != nil {
+		return mapError(err, "", "")
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := row(rows); err != nil {
+			return mapError(err, "", "")
+		}
+	}
+	return mapError(rows.Err(), "", "")
 }
 
 // LookupSession is the signed-in request's read: one prepared statement
