@@ -13,7 +13,6 @@ import (
 	"context"
 	"database/sql"
 	"embed"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -54,6 +53,9 @@ type DB struct {
 
 	writeStmts stmtCache
 	readStmts  stmtCache
+	// cache keeps Lookup's and Statuses' rows while data_version says
+	// nothing has committed since (lookupcache.go).
+	cache lookupCache
 }
 
 var _ certportal.Store = (*DB)(nil)
@@ -135,9 +137,20 @@ func Open(ctx context.Context, path string, create bool) (*DB, error) {
 	r.SetMaxIdleConns(n) // keep them: a connection's prepared statements live with it
 	r.SetConnMaxIdleTime(0)
 	r.SetConnMaxLifetime(0)
+	v, err := sql.Open("sqlite", dsn(path, true))
+	if err != nil {
+		w.Close()
+		r.Close()
+		return nil, openError(path, err)
+	}
+	v.SetMaxOpenConns(1)
+	v.SetMaxIdleConns(1)
+	v.SetConnMaxIdleTime(0)
+	v.SetConnMaxLifetime(0)
 	db := &DB{write: w, read: r, path: path}
 	db.writeStmts.db = w
 	db.readStmts.db = r
+	db.cache.vdb = v
 	if err := db.Ping(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -233,74 +246,6 @@ func (db *DB) run(ctx context.Context, pool *sql.DB, stmts *stmtCache, readOnly 
 }
 
 // Ping reports whether the database answers (Unavailable when not).
-// Lookup is the hot path's read: one prepared statement on a read
-// connection, without BEGIN and COMMIT (SQLite runs a lone statement in a
-// transaction of its own, which sees one committed state). The
-// fingerprints travel as one JSON array, so any number of them is one
-// statement.
-func (db *DB) Lookup(ctx context.Context, fingerprints []string) (map[string]certportal.Found, error) {
-	out := make(map[string]certportal.Found, len(fingerprints))
-	err := db.queryKeys(ctx, lookupQuery, fingerprints, func(rows *sql.Rows) error {
-		var cr certRow
-		var ar accountRow
-		if err := rows.Scan(append(cr.dest(), ar.dest()...)...); err != nil {
-			return err
-		}
-		c := cr.cert()
-		out[c.SHA256] = certportal.Found{Cert: c, Account: ar.account()}
-		return nil
-	})
-	return out, err
-}
-
-// Statuses is the OCSP responder's read: one prepared statement, like
-// Lookup.
-func (db *DB) Statuses(ctx context.Context, serials []string) (map[string]*certportal.Certificate, error) {
-	out := make(map[string]*certportal.Certificate, len(serials))
-	err := db.queryKeys(ctx, statusesQuery, serials, func(rows *sql.Rows) error {
-		c, err := scanCert(rows)
-		if err == nil {
-			out[c.Serial] = c
-		}
-		return err
-	})
-	return out, err
-}
-
-// queryKeys runs query, a cached statement on a read connection, with keys
-// (upper-cased) as its one JSON array argument, and calls row for each row.
-func (db *DB) queryKeys(ctx context.Context, query string, keys []string, row func(*sql.Rows) error) error {
-	if db.closed.Load() {
-		return errClosed
-	}
-	stmt, ok := db.readStmts.lookup(query)
-	if !ok {
-		var err error
-		if stmt, err = db.readStmts.prepare(ctx, query); err != nil {
-			return mapError(err, "", "")
-		}
-	}
-	upper := make([]string, len(keys))
-	for i, k := range keys {
-		upper[i] = strings.ToUpper(k)
-	}
-	arg, err := json.Marshal(upper)
-	if err != nil {
-		return mapError(err, "", "")
-	}
-	rows, err := stmt.QueryContext(ctx, string(arg))
-	if err != nil {
-		return mapError(err, "", "")
-	}
-	defer rows.Close()
-	for rows.Next() {
-		if err := row(rows); err != nil {
-			return mapError(err, "", "")
-		}
-	}
-	return mapError(rows.Err(), "", "")
-}
-
 // LookupSession is the signed-in request's read: one prepared statement
 // on a read connection, like Lookup.
 func (db *DB) LookupSession(ctx context.Context, id string) (*certportal.Session, *certportal.Account, *certportal.Certificate, error) {
@@ -342,6 +287,7 @@ func (db *DB) Close() error {
 	if db.closed.Swap(true) {
 		return nil
 	}
+	db.cache.close()
 	db.readStmts.close()
 	db.writeStmts.close()
 	err := errors.Join(db.read.Close(), db.write.Close())

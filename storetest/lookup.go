@@ -177,3 +177,56 @@ func testLookupSession(t *testing.T, s certportal.Store) {
 	_, _, _, err := s.LookupSession(ctx, "no-such-session")
 	wantCode(t, "LookupSession(unknown)", err, certportal.NotFound)
 }
+
+// LookupSeesOtherStore checks, for two stores on one database (two
+// processes on one SQLite file, two PostgreSQL replicas), that Lookup and
+// Statuses of a see every change b commits at their very next call, however
+// often they read the same rows before (a store may cache them only while
+// it can tell that nothing committed since): a revocation, then a
+// cancellation, then a new certificate.
+func LookupSeesOtherStore(t *testing.T, a, b certportal.Store) {
+	ctx := context.Background()
+	c := NewCert("Omar", "SOP-ICA1", base)
+	update(t, b, func(tx certportal.Tx) error {
+		if err := tx.CreateAccount(ctx, newAccount("Omar")); err != nil {
+			return err
+		}
+		return tx.InsertCertificate(ctx, c)
+	})
+	warm := func(what string) {
+		t.Helper()
+		for range 3 {
+			got, acc, err := lookupOne(ctx, a, c.SHA256)
+			st, err2 := a.Statuses(ctx, []string{c.Serial})
+			if err != nil || err2 != nil || got.IsRevoked() || acc.Status != certportal.StatusActive || st[c.Serial] == nil || st[c.Serial].IsRevoked() {
+				t.Fatalf("%s: Lookup %+v %+v %v, Statuses %+v %v", what, got, acc, err, st, err2)
+			}
+		}
+	}
+	warm("before the revocation")
+	update(t, b, func(tx certportal.Tx) error {
+		return tx.RevokeCertificate(ctx, c.Serial, base, certportal.ReasonKeyCompromise)
+	})
+	if got, _, err := lookupOne(ctx, a, c.SHA256); err != nil || !got.IsRevoked() {
+		t.Errorf("Lookup at the next call after another store's revocation: %+v, %v; want revoked", got, err)
+	}
+	if st, err := a.Statuses(ctx, []string{c.Serial}); err != nil || st[c.Serial] == nil || st[c.Serial].Reason != certportal.ReasonKeyCompromise {
+		t.Errorf("Statuses at the next call after another store's revocation: %+v, %v; want revoked", st, err)
+	}
+
+	d := NewCert("Omar", "SOP-ICA1", base)
+	update(t, b, func(tx certportal.Tx) error { return tx.InsertCertificate(ctx, d) })
+	c = d
+	warm("a new certificate")
+	update(t, b, func(tx certportal.Tx) error {
+		acc, err := tx.LockAccount(ctx, "omar")
+		if err != nil {
+			return err
+		}
+		acc.Status = certportal.StatusCancelled
+		return tx.UpdateAccount(ctx, acc)
+	})
+	if _, acc, err := lookupOne(ctx, a, d.SHA256); err != nil || acc.Status != certportal.StatusCancelled {
+		t.Errorf("Lookup at the next call after another store's cancellation: %+v, %v; want cancelled", acc, err)
+	}
+}
