@@ -233,13 +233,19 @@ func (s *Service) Certificates(ctx context.Context, id string) ([]certportal.Cer
 func (s *Service) CurrentCertificate(ctx context.Context, id string) (*certportal.Certificate, error) {
 	var cur *certportal.Certificate
 	err := s.Store.View(ctx, func(tx certportal.Tx) error {
-		list, err := tx.ListCertificates(ctx, certportal.CertFilter{AccountID: id, Unrevoked: true})
-		if err == nil && len(list) > 0 {
-			cur = &list[len(list)-1]
-		}
+		var err error
+		cur, err = currentCertificate(ctx, tx, id)
 		return err
 	})
 	return cur, err
+}
+
+func currentCertificate(ctx context.Context, tx certportal.Tx, id string) (*certportal.Certificate, error) {
+	list, err := tx.ListCertificates(ctx, certportal.CertFilter{AccountID: id, Unrevoked: true})
+	if err != nil || len(list) == 0 {
+		return nil, err
+	}
+	return &list[len(list)-1], nil
 }
 
 // OCSP answers an OCSP request (DER) for one of the issuing CAs (the one

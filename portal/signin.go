@@ -395,17 +395,17 @@ func (s *Service) SignOut(ctx context.Context, token string, all bool, remote st
 	})
 }
 
-// RecentSignIns returns the account's last n successful sign-ins.
-func (s *Service) RecentSignIns(ctx context.Context, id string, n int) ([]certportal.AuditEvent, error) {
-	list, err := s.Audit(ctx, certportal.AuditFilter{AccountID: id})
-	if err != nil {
-		return nil, err
-	}
-	var out []certportal.AuditEvent
-	for i := len(list) - 1; i >= 0 && len(out) < n; i-- {
-		if list[i].Action == certportal.ActionSignInOK {
-			out = append(out, list[i])
+// Home reads what the home page shows of an account in one read
+// transaction: its current (unrevoked) certificate, or nil, and its last n
+// successful sign-ins, newest first, read by the database without the rest
+// of its audit log.
+func (s *Service) Home(ctx context.Context, id string, n int) (cur *certportal.Certificate, recent []certportal.AuditEvent, err error) {
+	err = s.Store.View(ctx, func(tx certportal.Tx) error {
+		if cur, err = currentCertificate(ctx, tx, id); err != nil {
+			return err
 		}
-	}
-	return out, nil
+		recent, err = tx.ListAudit(ctx, certportal.AuditFilter{AccountID: id, Action: certportal.ActionSignInOK, Limit: n, Newest: true})
+		return err
+	})
+	return cur, recent, err
 }
