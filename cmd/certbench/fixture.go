@@ -22,7 +22,7 @@ import (
 
 // fixture is what every measurement shares: a certportal data directory
 // made by `certportal init` (P-256 keys throughout), a user "bench" with a
-// certificate, a user "pwuser" who signs in by password, and the client
+// certificate, and the client
 // TLS configuration (the bench certificate, the root trusted, X25519 only).
 type fixture struct {
 	work, data string
@@ -61,7 +61,6 @@ func makeFixture(ctx context.Context, binary, work, name, db string) (*fixture, 
 	for _, args := range [][]string{
 		{"init", "--data", fx.data, "--key-type", "p256"},
 		{"user", "add", "--data", fx.data, "--id", "bench", "--email", "bench@example.com", "--password-file", pw},
-		{"user", "add", "--data", fx.data, "--id", "pwuser", "--email", "pwuser@example.com", "--password-file", pw},
 		{"cert", "issue", "--data", fx.data, "--id", "bench", "--out", p12, "--password-file", p12pw},
 	} {
 		if out, err := exec.CommandContext(ctx, fx.binary, append(args, fx.db...)...).CombinedOutput(); err != nil {
