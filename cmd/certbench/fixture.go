@@ -22,8 +22,8 @@ import (
 
 // fixture is what every measurement shares: a certportal data directory
 // made by `certportal init` (P-256 keys throughout), a user "bench" with a
-// certificate, and the client
-// TLS configuration (the bench certificate, the root trusted, X25519 only).
+// certificate, and the client TLS configuration (the bench certificate, the
+// root trusted, X25519 only).
 type fixture struct {
 	work, data string
 	binary     string
