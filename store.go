@@ -20,12 +20,19 @@ type Store interface {
 	Update(ctx context.Context, fn func(Tx) error) error
 	// View runs fn in a read-only transaction.
 	View(ctx context.Context, fn func(Tx) error) error
-	// Lookup reads what the per-request certificate check needs, the
-	// certificate with this SHA-256 fingerprint and its account, in one
-	// statement outside any transaction (one round trip; the statement
-	// sees one committed state, so a revocation or cancellation committed
-	// before the call is seen). NotFound when no certificate has it.
-	Lookup(ctx context.Context, fingerprint string) (*Certificate, *Account, error)
+	// Lookup reads what the per-request certificate check needs: for each
+	// SHA-256 fingerprint (hex, any case), the certificate that has it and
+	// its account, all in one statement outside any transaction (one round
+	// trip; the statement sees one committed state, so a revocation or
+	// cancellation committed before the call is seen). The map's keys are
+	// the fingerprints in upper case; one that no certificate has is
+	// absent. portal lets concurrent requests share one call.
+	Lookup(ctx context.Context, fingerprints []string) (map[string]Found, error)
+	// Statuses reads the certificates with these serials (hex, any case)
+	// in one statement outside any transaction, like Lookup: the OCSP
+	// responder's per-request status check. Keys are the serials in upper
+	// case; unknown ones are absent.
+	Statuses(ctx context.Context, serials []string) (map[string]*Certificate, error)
 	// LookupSession reads, in one statement outside any transaction, a
 	// session (by its hashed ID), its account and, for a session bound to
 	// a certificate, that certificate's status (Serial, AccountID,
@@ -147,6 +154,12 @@ type Tx interface {
 	OutboxTx
 }
 
+// Found is a certificate and its account, as Store.Lookup reads them.
+type Found struct {
+	Cert    *Certificate
+	Account *Account
+}
+
 // CertFilter selects certificates in ListCertificates.
 type CertFilter struct {
 	AccountID string // "" = every account
@@ -157,8 +170,12 @@ type CertFilter struct {
 // AuditFilter selects audit records in ListAudit, in sequence order.
 type AuditFilter struct {
 	AccountID string // "" = every account
+	Action    string // "" = every action
 	AfterSeq  int64
 	Limit     int // 0 = no limit
+	// Newest lists the newest records first, so with Limit the last ones
+	// are read without reading the rest (the home page's last sign-ins).
+	Newest bool
 }
 
 // Session is a signed-in browser or client. A session started by

@@ -259,13 +259,19 @@ func (s *Service) Certificates(ctx context.Context, id string) ([]certportal.Cer
 func (s *Service) CurrentCertificate(ctx context.Context, id string) (*certportal.Certificate, error) {
 	var cur *certportal.Certificate
 	err := s.Store.View(ctx, func(tx certportal.Tx) error {
-		list, err := tx.ListCertificates(ctx, certportal.CertFilter{AccountID: id, Unrevoked: true})
-		if err == nil && len(list) > 0 {
-			cur = &list[len(list)-1]
-		}
+		var err error
+		cur, err = currentCertificate(ctx, tx, id)
 		return err
 	})
 	return cur, err
+}
+
+func currentCertificate(ctx context.Context, tx certportal.Tx, id string) (*certportal.Certificate, error) {
+	list, err := tx.ListCertificates(ctx, certportal.CertFilter{AccountID: id, Unrevoked: true})
+	if err != nil || len(list) == 0 {
+		return nil, err
+	}
+	return &list[len(list)-1], nil
 }
 
 // OCSP answers an OCSP request (DER) for one of the issuing CAs (the one
@@ -279,28 +285,20 @@ func (s *Service) OCSP(ctx context.Context, der []byte) (ca.OCSPAnswer, error) {
 	st := ca.OCSPStatus{}
 	s.events().OCSPRequest(req.Nonce == nil)
 	if req.KnownIssuer {
-		err := s.Store.View(ctx, func(tx certportal.Tx) error {
-			c, err := tx.Certificate(ctx, certportal.FormatSerial(req.Serial))
-			if certportal.ErrorCodeOf(err) == certportal.NotFound {
-				return nil
-			}
-			if err != nil {
-				return err
-			}
-			// The CertID names one issuing CA; a serial of another
-			// is "unknown" to it.
-			issuer := req.Issuer
-			if issuer == "" {
-				issuer = s.CA.Issuing.Subject.CommonName
-			}
-			if c.Issuer != issuer {
-				return nil
-			}
-			st = ca.OCSPStatus{Known: true, Revoked: c.Revoked, Reason: c.Reason}
-			return nil
-		})
+		// One statement, shared by the requests that arrived before it
+		// started (batch.go), as the sign-in's lookup.
+		c, ok, err := s.statuses.get(ctx, certportal.FormatSerial(req.Serial), s.Store.Statuses)
 		if err != nil {
 			return ca.OCSPAnswer{}, err
+		}
+		// The CertID names one issuing CA; a serial of another is
+		// "unknown" to it.
+		issuer := req.Issuer
+		if issuer == "" {
+			issuer = s.CA.Issuing.Subject.CommonName
+		}
+		if ok && c.Issuer == issuer {
+			st = ca.OCSPStatus{Known: true, Revoked: c.Revoked, Reason: c.Reason}
 		}
 	}
 	return s.CA.OCSPAnswer(req, st)

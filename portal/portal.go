@@ -62,6 +62,11 @@ type Service struct {
 
 	crl    crlSigning // see crl.go
 	outbox mailWake   // see outbox.go
+	// lookups and statuses share the per-request reads of concurrent
+	// requests (batch.go): certificates by fingerprint for sign-in, by
+	// serial for OCSP.
+	lookups  batcher[certportal.Found]
+	statuses batcher[*certportal.Certificate]
 }
 
 // New returns a Service with defaults filled in.

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -287,5 +288,56 @@ func TestUnknownIDCostsAHash(t *testing.T) {
 	known, unknown := median("frank"), median("nobody")
 	if unknown < known/2 || unknown > known*2 {
 		t.Errorf("an unknown ID takes %v, a wrong password %v: the difference tells which IDs exist", unknown, known)
+	}
+}
+
+// viewCounter counts the read transactions a Store opens.
+type viewCounter struct {
+	certportal.Store
+	views atomic.Int64
+}
+
+func (v *viewCounter) View(ctx context.Context, fn func(certportal.Tx) error) error {
+	v.views.Add(1)
+	return v.Store.View(ctx, fn)
+}
+
+// TestHomeOneTransaction: what the home page shows of an account — the
+// current certificate and the last sign-ins, newest first — is read in one
+// transaction, with only the sign-ins among the account's audit records.
+func TestHomeOneTransaction(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	if _, _, err := e.svc.AddUser(ctx, portal.Admin, "hana", "hana@example.com", "hana's password 1"); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if _, err := e.svc.PasswordSignIn(ctx, "hana", "hana's password 1", "192.0.2.7"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := e.svc.Issue(ctx, portal.Admin, portal.IssueRequest{ID: "hana", P12Password: "a p12 password 1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vc := &viewCounter{Store: e.svc.Store}
+	e.svc.Store = vc
+	cur, recent, err := e.svc.Home(ctx, "hana", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := vc.views.Load(); n != 1 {
+		t.Errorf("Home opened %d read transactions, want 1", n)
+	}
+	if cur == nil || cur.Serial != res.Cert.Serial {
+		t.Errorf("current certificate %+v, want serial %s", cur, res.Cert.Serial)
+	}
+	if len(recent) != 2 || recent[0].Seq <= recent[1].Seq {
+		t.Fatalf("recent sign-ins %+v, want the last 2, newest first", recent)
+	}
+	for _, ev := range recent {
+		if ev.Action != certportal.ActionSignInOK || ev.AccountID != "hana" {
+			t.Errorf("a recent sign-in is %s of %s", ev.Action, ev.AccountID)
+		}
 	}
 }

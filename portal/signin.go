@@ -263,14 +263,16 @@ func (s *Service) lookupCert(ctx context.Context, fp string) (_ *certportal.Acco
 			s.events().RevocationCheck("signin", err == nil)
 		}
 	}()
-	// One statement, one round trip: this runs on every request that
+	// One statement, one round trip, shared by the requests that arrived
+	// before it started (batch.go): this runs on every request that
 	// presents a certificate.
-	c, acc, err := s.Store.Lookup(ctx, fp)
+	found, ok, err := s.lookups.get(ctx, strings.ToUpper(fp), s.Store.Lookup)
+	c, acc := found.Cert, found.Account
 	switch {
-	case certportal.ErrorCodeOf(err) == certportal.NotFound:
-		return nil, nil, forbidden(ErrCertUnknown, "this certificate is not known to this portal")
 	case err != nil:
 		return nil, nil, err
+	case !ok:
+		return nil, nil, forbidden(ErrCertUnknown, "this certificate is not known to this portal")
 	case acc.Status == certportal.StatusCancelled:
 		return acc, c, forbidden(ErrCertCancelled, "the account of this certificate has been cancelled")
 	case c.IsRevoked():
@@ -393,17 +395,17 @@ func (s *Service) SignOut(ctx context.Context, token string, all bool, remote st
 	})
 }
 
-// RecentSignIns returns the account's last n successful sign-ins.
-func (s *Service) RecentSignIns(ctx context.Context, id string, n int) ([]certportal.AuditEvent, error) {
-	list, err := s.Audit(ctx, certportal.AuditFilter{AccountID: id})
-	if err != nil {
-		return nil, err
-	}
-	var out []certportal.AuditEvent
-	for i := len(list) - 1; i >= 0 && len(out) < n; i-- {
-		if list[i].Action == certportal.ActionSignInOK {
-			out = append(out, list[i])
+// Home reads what the home page shows of an account in one read
+// transaction: its current (unrevoked) certificate, or nil, and its last n
+// successful sign-ins, newest first, read by the database without the rest
+// of its audit log.
+func (s *Service) Home(ctx context.Context, id string, n int) (cur *certportal.Certificate, recent []certportal.AuditEvent, err error) {
+	err = s.Store.View(ctx, func(tx certportal.Tx) error {
+		if cur, err = currentCertificate(ctx, tx, id); err != nil {
+			return err
 		}
-	}
-	return out, nil
+		recent, err = tx.ListAudit(ctx, certportal.AuditFilter{AccountID: id, Action: certportal.ActionSignInOK, Limit: n, Newest: true})
+		return err
+	})
+	return cur, recent, err
 }

@@ -381,19 +381,64 @@ func (db *DB) Ping(ctx context.Context) error {
 
 // Lookup is the hot path's read: one statement on the pool, outside any
 // transaction (no BEGIN or COMMIT round trips); pgx prepares it once per
-// connection and reuses it. The statement sees one committed state.
-func (db *DB) Lookup(ctx context.Context, fingerprint string) (*certportal.Certificate, *certportal.Account, error) {
+// connection and reuses it. The statement sees one committed state. The
+// fingerprints travel as one text[], so any number of them is one round
+// trip.
+func (db *DB) Lookup(ctx context.Context, fingerprints []string) (map[string]certportal.Found, error) {
+	out := make(map[string]certportal.Found, len(fingerprints))
+	err := db.queryKeys(ctx, lookupQuery, fingerprints, func(rows pgx.Rows) error {
+		var cr certRow
+		var ar accountRow
+		if err := rows.Scan(append(cr.dest(), ar.dest()...)...); err != nil {
+			return err
+		}
+		c := cr.cert()
+		out[c.SHA256] = certportal.Found{Cert: c, Account: ar.account()}
+		return nil
+	})
+	return out, err
+}
+
+// Statuses is the OCSP responder's read: one statement, like Lookup.
+func (db *DB) Statuses(ctx context.Context, serials []string) (map[string]*certportal.Certificate, error) {
+	out := make(map[string]*certportal.Certificate, len(serials))
+	err := db.queryKeys(ctx, statusesQuery, serials, func(rows pgx.Rows) error {
+		c, err := scanCert(rows)
+		if err == nil {
+			out[c.Serial] = c
+		}
+		return err
+	})
+	return out, err
+}
+
+// queryKeys runs query on the pool with keys (upper-cased) as its one
+// text[] argument, and calls row for each row.
+func (db *DB) queryKeys(ctx context.Context, query string, keys []string, row func(pgx.Rows) error) error {
 	if db.closed.Load() {
-		return nil, nil, errClosed
+		return errClosed
 	}
-	var cr certRow
-	var ar accountRow
-	err := db.pool.QueryRow(ctx, lookupQuery, strings.ToUpper(fingerprint)).Scan(append(cr.dest(), ar.dest()...)...)
+	upper := make([]string, len(keys))
+	for i, k := range keys {
+		upper[i] = strings.ToUpper(k)
+	}
+	rows, err := db.pool.Query(ctx, query, upper)
+	if err == nil {
+		for rows.Next() {
+			if err = row(rows); err != nil {
+				break
+			}
+		}
+		rows.Close()
+		if err == nil {
+			err = rows.Err()
+		}
+	}
 	if err != nil {
 		db.lostConnection(ctx, err)
-		return nil, nil, mapError(err, "the certificate is not one this portal issued", "")
+		return mapError(err, "", "")
 	}
-	return cr.cert(), ar.account(), nil
+	return nil
 }
 
 // LookupSession is the signed-in request's read: one statement on the

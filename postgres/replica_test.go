@@ -263,3 +263,10 @@ func TestReplicasAudit(t *testing.T) {
 }
 
 var errRollback = fmt.Errorf("roll back on purpose")
+
+// TestReplicasLookup: a change committed on one replica is seen by the
+// other's Lookup and Statuses at the next call.
+func TestReplicasLookup(t *testing.T) {
+	r := replicas(t)
+	storetest.LookupSeesOtherStore(t, r[0], r[1])
+}

@@ -173,10 +173,15 @@ func scanCert(s pgx.Row) (*certportal.Certificate, error) {
 	return r.cert(), nil
 }
 
-// lookupQuery is Lookup's one statement: certCols and the account's.
+// lookupQuery is Lookup's one statement: certCols and the account's, for
+// an array of fingerprints.
 var lookupQuery = `SELECT ` + strings.Replace(certCols, " FROM ",
 	", "+accountColsOf("a")+" FROM ", 1) +
-	` WHERE c.sha256 = $1`
+	` WHERE c.sha256 = ANY($1)`
+
+// statusesQuery is Statuses' one statement: certCols for an array of
+// serials.
+const statusesQuery = `SELECT ` + certCols + ` WHERE c.serial = ANY($1)`
 
 // InsertCertificate records a certificate. Conflict for an existing serial
 // or fingerprint, or a second valid certificate of one account; NotFound

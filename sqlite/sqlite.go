@@ -53,6 +53,9 @@ type DB struct {
 
 	writeStmts stmtCache
 	readStmts  stmtCache
+	// cache keeps Lookup's and Statuses' rows while data_version says
+	// nothing has committed since (lookupcache.go).
+	cache lookupCache
 }
 
 var _ certportal.Store = (*DB)(nil)
@@ -134,9 +137,20 @@ func Open(ctx context.Context, path string, create bool) (*DB, error) {
 	r.SetMaxIdleConns(n) // keep them: a connection's prepared statements live with it
 	r.SetConnMaxIdleTime(0)
 	r.SetConnMaxLifetime(0)
+	v, err := sql.Open("sqlite", dsn(path, true))
+	if err != nil {
+		w.Close()
+		r.Close()
+		return nil, openError(path, err)
+	}
+	v.SetMaxOpenConns(1)
+	v.SetMaxIdleConns(1)
+	v.SetConnMaxIdleTime(0)
+	v.SetConnMaxLifetime(0)
 	db := &DB{write: w, read: r, path: path}
 	db.writeStmts.db = w
 	db.readStmts.db = r
+	db.cache.vdb = v
 	if err := db.Ping(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -232,29 +246,6 @@ func (db *DB) run(ctx context.Context, pool *sql.DB, stmts *stmtCache, readOnly 
 }
 
 // Ping reports whether the database answers (Unavailable when not).
-// Lookup is the hot path's read: one prepared statement on a read
-// connection, without BEGIN and COMMIT (SQLite runs a lone statement in a
-// transaction of its own, which sees one committed state).
-func (db *DB) Lookup(ctx context.Context, fingerprint string) (*certportal.Certificate, *certportal.Account, error) {
-	if db.closed.Load() {
-		return nil, nil, errClosed
-	}
-	stmt, ok := db.readStmts.lookup(lookupQuery)
-	if !ok {
-		var err error
-		if stmt, err = db.readStmts.prepare(ctx, lookupQuery); err != nil {
-			return nil, nil, mapError(err, "", "")
-		}
-	}
-	var cr certRow
-	var ar accountRow
-	err := stmt.QueryRowContext(ctx, strings.ToUpper(fingerprint)).Scan(append(cr.dest(), ar.dest()...)...)
-	if err != nil {
-		return nil, nil, mapError(err, "the certificate is not one this portal issued", "")
-	}
-	return cr.cert(), ar.account(), nil
-}
-
 // LookupSession is the signed-in request's read: one prepared statement
 // on a read connection, like Lookup.
 func (db *DB) LookupSession(ctx context.Context, id string) (*certportal.Session, *certportal.Account, *certportal.Certificate, error) {
@@ -296,6 +287,7 @@ func (db *DB) Close() error {
 	if db.closed.Swap(true) {
 		return nil
 	}
+	db.cache.close()
 	db.readStmts.close()
 	db.writeStmts.close()
 	err := errors.Join(db.read.Close(), db.write.Close())

@@ -229,10 +229,15 @@ func scanCert(s scanner) (*certportal.Certificate, error) {
 	return r.cert(), nil
 }
 
-// lookupQuery is Lookup's one statement: certCols and the account's.
+// lookupQuery is Lookup's one statement: certCols and the account's, for
+// the fingerprints in a JSON array.
 var lookupQuery = `SELECT ` + strings.Replace(certCols, " FROM ",
 	", "+accountColsOf("a")+" FROM ", 1) +
-	` WHERE c.sha256 = ?`
+	` WHERE c.sha256 IN (SELECT value FROM json_each(?))`
+
+// statusesQuery is Statuses' one statement: certCols for the serials in a
+// JSON array.
+const statusesQuery = `SELECT ` + certCols + ` WHERE c.serial IN (SELECT value FROM json_each(?))`
 
 // InsertCertificate records a certificate. Conflict for an existing serial
 // or fingerprint, or a second valid certificate of one account; NotFound

@@ -83,7 +83,7 @@ func testRoles(t *testing.T, s certportal.Store) {
 		}
 		return err
 	})
-	_, acc, err := s.Lookup(ctx, c.SHA256)
+	_, acc, err := lookupOne(ctx, s, c.SHA256)
 	if err != nil || acc.Role != certportal.RoleHelpdesk {
 		t.Errorf("Lookup: account %+v, %v; want role helpdesk", acc, err)
 	}

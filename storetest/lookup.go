@@ -10,9 +10,23 @@ import (
 	"github.com/certportal/certportal"
 )
 
+// lookupOne is Store.Lookup of one fingerprint, NotFound when no
+// certificate has it.
+func lookupOne(ctx context.Context, s certportal.Store, fingerprint string) (*certportal.Certificate, *certportal.Account, error) {
+	got, err := s.Lookup(ctx, []string{fingerprint})
+	if err != nil {
+		return nil, nil, err
+	}
+	f, ok := got[strings.ToUpper(fingerprint)]
+	if !ok {
+		return nil, nil, &certportal.Error{Code: certportal.NotFound, Message: "no certificate has " + fingerprint}
+	}
+	return f.Cert, f.Account, nil
+}
+
 // testLookup: Lookup returns what a View of the certificate and its
-// account returns, sees a revocation and a cancellation at once, and is
-// NotFound for an unknown fingerprint.
+// account returns, sees a revocation and a cancellation at once, and
+// leaves an unknown fingerprint out.
 func testLookup(t *testing.T, s certportal.Store) {
 	ctx := context.Background()
 	c := NewCert("Lena", "SOP-ICA1", base)
@@ -32,7 +46,7 @@ func testLookup(t *testing.T, s certportal.Store) {
 		wantAcc, err = tx.Account(ctx, "lena")
 		return err
 	})
-	got, acc, err := s.Lookup(ctx, strings.ToLower(c.SHA256))
+	got, acc, err := lookupOne(ctx, s, strings.ToLower(c.SHA256))
 	if err != nil {
 		t.Fatalf("Lookup: %v", err)
 	}
@@ -42,7 +56,7 @@ func testLookup(t *testing.T, s certportal.Store) {
 	update(t, s, func(tx certportal.Tx) error {
 		return tx.RevokeCertificate(ctx, c.Serial, base, certportal.ReasonKeyCompromise)
 	})
-	if got, _, err := s.Lookup(ctx, c.SHA256); err != nil || !got.IsRevoked() || got.Reason != certportal.ReasonKeyCompromise {
+	if got, _, err := lookupOne(ctx, s, c.SHA256); err != nil || !got.IsRevoked() || got.Reason != certportal.ReasonKeyCompromise {
 		t.Errorf("Lookup after a revocation: %+v, %v", got, err)
 	}
 	update(t, s, func(tx certportal.Tx) error {
@@ -53,11 +67,59 @@ func testLookup(t *testing.T, s certportal.Store) {
 		a.Status = certportal.StatusCancelled
 		return tx.UpdateAccount(ctx, a)
 	})
-	if _, acc, err := s.Lookup(ctx, c.SHA256); err != nil || acc.Status != certportal.StatusCancelled {
+	if _, acc, err := lookupOne(ctx, s, c.SHA256); err != nil || acc.Status != certportal.StatusCancelled {
 		t.Errorf("Lookup after a cancellation: %+v, %v", acc, err)
 	}
-	_, _, err = s.Lookup(ctx, certportal.Fingerprint256([]byte("nothing")))
+	_, _, err = lookupOne(ctx, s, certportal.Fingerprint256([]byte("nothing")))
 	wantCode(t, "Lookup(unknown)", err, certportal.NotFound)
+}
+
+// testLookupMany: one Lookup or Statuses call reads several certificates
+// (in any case, repeated, mixed with unknown ones), each with its own
+// account, and an empty list reads nothing.
+func testLookupMany(t *testing.T, s certportal.Store) {
+	ctx := context.Background()
+	a, b := NewCert("Mia", "SOP-ICA1", base), NewCert("Noor", "SOP-ICA2", base)
+	update(t, s, func(tx certportal.Tx) error {
+		for _, c := range []*certportal.Certificate{a, b} {
+			if err := tx.CreateAccount(ctx, newAccount(c.AccountID)); err != nil {
+				return err
+			}
+			if err := tx.InsertCertificate(ctx, c); err != nil {
+				return err
+			}
+		}
+		return tx.RevokeCertificate(ctx, b.Serial, base, certportal.ReasonSuperseded)
+	})
+	unknown := certportal.Fingerprint256([]byte("nobody"))
+	got, err := s.Lookup(ctx, []string{strings.ToLower(a.SHA256), b.SHA256, unknown, a.SHA256})
+	if err != nil {
+		t.Fatalf("Lookup: %v", err)
+	}
+	fa, fb := got[a.SHA256], got[b.SHA256]
+	switch {
+	case len(got) != 2:
+		t.Errorf("Lookup found %d certificates, want 2: %v", len(got), got)
+	case fa.Cert == nil || fa.Cert.Serial != a.Serial || fa.Account.ID != "Mia" || fa.Cert.IsRevoked():
+		t.Errorf("Lookup of Mia's certificate: %+v", fa)
+	case fb.Cert == nil || fb.Cert.Serial != b.Serial || fb.Account.ID != "Noor" || !fb.Cert.IsRevoked():
+		t.Errorf("Lookup of Noor's revoked certificate: %+v", fb)
+	}
+	st, err := s.Statuses(ctx, []string{strings.ToLower(a.Serial), b.Serial, "0BADC0DE"})
+	if err != nil {
+		t.Fatalf("Statuses: %v", err)
+	}
+	switch {
+	case len(st) != 2:
+		t.Errorf("Statuses found %d certificates, want 2: %v", len(st), st)
+	case st[a.Serial] == nil || st[a.Serial].Issuer != "SOP-ICA1" || st[a.Serial].IsRevoked():
+		t.Errorf("Statuses of Mia's certificate: %+v", st[a.Serial])
+	case st[b.Serial] == nil || st[b.Serial].Issuer != "SOP-ICA2" || st[b.Serial].Reason != certportal.ReasonSuperseded:
+		t.Errorf("Statuses of Noor's revoked certificate: %+v", st[b.Serial])
+	}
+	if got, err := s.Lookup(ctx, nil); err != nil || len(got) != 0 {
+		t.Errorf("Lookup(nothing) = %v, %v", got, err)
+	}
 }
 
 // testLookupSession: LookupSession returns the session and account a View
@@ -114,4 +176,57 @@ func testLookupSession(t *testing.T, s certportal.Store) {
 	}
 	_, _, _, err := s.LookupSession(ctx, "no-such-session")
 	wantCode(t, "LookupSession(unknown)", err, certportal.NotFound)
+}
+
+// LookupSeesOtherStore checks, for two stores on one database (two
+// processes on one SQLite file, two PostgreSQL replicas), that Lookup and
+// Statuses of a see every change b commits at their very next call, however
+// often they read the same rows before (a store may cache them only while
+// it can tell that nothing committed since): a revocation, then a
+// cancellation, then a new certificate.
+func LookupSeesOtherStore(t *testing.T, a, b certportal.Store) {
+	ctx := context.Background()
+	c := NewCert("Omar", "SOP-ICA1", base)
+	update(t, b, func(tx certportal.Tx) error {
+		if err := tx.CreateAccount(ctx, newAccount("Omar")); err != nil {
+			return err
+		}
+		return tx.InsertCertificate(ctx, c)
+	})
+	warm := func(what string) {
+		t.Helper()
+		for range 3 {
+			got, acc, err := lookupOne(ctx, a, c.SHA256)
+			st, err2 := a.Statuses(ctx, []string{c.Serial})
+			if err != nil || err2 != nil || got.IsRevoked() || acc.Status != certportal.StatusActive || st[c.Serial] == nil || st[c.Serial].IsRevoked() {
+				t.Fatalf("%s: Lookup %+v %+v %v, Statuses %+v %v", what, got, acc, err, st, err2)
+			}
+		}
+	}
+	warm("before the revocation")
+	update(t, b, func(tx certportal.Tx) error {
+		return tx.RevokeCertificate(ctx, c.Serial, base, certportal.ReasonKeyCompromise)
+	})
+	if got, _, err := lookupOne(ctx, a, c.SHA256); err != nil || !got.IsRevoked() {
+		t.Errorf("Lookup at the next call after another store's revocation: %+v, %v; want revoked", got, err)
+	}
+	if st, err := a.Statuses(ctx, []string{c.Serial}); err != nil || st[c.Serial] == nil || st[c.Serial].Reason != certportal.ReasonKeyCompromise {
+		t.Errorf("Statuses at the next call after another store's revocation: %+v, %v; want revoked", st, err)
+	}
+
+	d := NewCert("Omar", "SOP-ICA1", base)
+	update(t, b, func(tx certportal.Tx) error { return tx.InsertCertificate(ctx, d) })
+	c = d
+	warm("a new certificate")
+	update(t, b, func(tx certportal.Tx) error {
+		acc, err := tx.LockAccount(ctx, "omar")
+		if err != nil {
+			return err
+		}
+		acc.Status = certportal.StatusCancelled
+		return tx.UpdateAccount(ctx, acc)
+	})
+	if _, acc, err := lookupOne(ctx, a, d.SHA256); err != nil || acc.Status != certportal.StatusCancelled {
+		t.Errorf("Lookup at the next call after another store's cancellation: %+v, %v; want cancelled", acc, err)
+	}
 }

@@ -31,6 +31,7 @@ func Run(t *testing.T, open func(t *testing.T) certportal.Store) {
 		{"AccountConflicts", testAccountConflicts},
 		{"Certificates", testCertificates},
 		{"Lookup", testLookup},
+		{"LookupMany", testLookupMany},
 		{"LookupSession", testLookupSession},
 		{"CertificateErrors", testCertificateErrors},
 		{"OneValidCertificate", testOneValidCertificate},

@@ -100,12 +100,7 @@ func (s *Server) handleCertLogin(w http.ResponseWriter, r *http.Request) {
 func (s *Server) renderHome(w http.ResponseWriter, r *http.Request, si *signedIn, code int, d pageData) {
 	ctx := r.Context()
 	acc := si.account
-	cur, err := s.Svc.CurrentCertificate(ctx, acc.ID)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	recent, err := s.Svc.RecentSignIns(ctx, acc.ID, 5)
+	cur, recent, err := s.Svc.Home(ctx, acc.ID, 5)
 	if err != nil {
 		s.fail(w, r, err)
 		return

@@ -22,11 +22,12 @@ import (
 
 // fixture is what every measurement shares: a certportal data directory
 // made by `certportal init` (P-256 keys throughout), a user "bench" with a
-// certificate, a user "pwuser" who signs in by password, and the client
-// TLS configuration (the bench certificate, the root trusted, X25519 only).
+// certificate, and the client TLS configuration (the bench certificate, the
+// root trusted, X25519 only).
 type fixture struct {
 	work, data string
 	binary     string
+	db         []string // --db URL for every command, or none (SQLite in data)
 	client     *tls.Config
 	leaf       *x509.Certificate
 	issuing    *x509.Certificate
@@ -38,7 +39,16 @@ const (
 )
 
 func newFixture(ctx context.Context, o options, work string) (*fixture, error) {
-	fx := &fixture{work: work, data: filepath.Join(work, "data"), binary: o.certportal}
+	return makeFixture(ctx, o.certportal, work, "data", "")
+}
+
+// makeFixture makes the fixture in work/name, on the database db (a
+// postgres:// URL) or, when db is "", on SQLite in the data directory.
+func makeFixture(ctx context.Context, binary, work, name, db string) (*fixture, error) {
+	fx := &fixture{work: work, data: filepath.Join(work, name), binary: binary}
+	if db != "" {
+		fx.db = []string{"--db", db}
+	}
 	pw := filepath.Join(work, "pw")
 	p12pw := filepath.Join(work, "p12pw")
 	if err := os.WriteFile(pw, []byte(userPassword+"\n"), 0o600); err != nil {
@@ -47,14 +57,13 @@ func newFixture(ctx context.Context, o options, work string) (*fixture, error) {
 	if err := os.WriteFile(p12pw, []byte(p12Password+"\n"), 0o600); err != nil {
 		return nil, err
 	}
-	p12 := filepath.Join(work, "bench.p12")
+	p12 := filepath.Join(work, name+"-bench.p12")
 	for _, args := range [][]string{
 		{"init", "--data", fx.data, "--key-type", "p256"},
 		{"user", "add", "--data", fx.data, "--id", "bench", "--email", "bench@example.com", "--password-file", pw},
-		{"user", "add", "--data", fx.data, "--id", "pwuser", "--email", "pwuser@example.com", "--password-file", pw},
 		{"cert", "issue", "--data", fx.data, "--id", "bench", "--out", p12, "--password-file", p12pw},
 	} {
-		if out, err := exec.CommandContext(ctx, fx.binary, args...).CombinedOutput(); err != nil {
+		if out, err := exec.CommandContext(ctx, fx.binary, append(args, fx.db...)...).CombinedOutput(); err != nil {
 			return nil, fmt.Errorf("certportal %s: %v\n%s", args[0], err, out)
 		}
 	}
@@ -111,14 +120,16 @@ func freeAddr() (string, error) {
 
 // process is a server started for a measurement.
 type process struct {
-	cmd  *exec.Cmd
-	addr string // HTTPS address
-	logs bytes.Buffer
+	cmd   *exec.Cmd
+	addr  string // HTTPS address
+	plain string // plain-HTTP address (OCSP)
+	logs  bytes.Buffer
 }
 
 // startServe runs `certportal serve` on the fixture's data directory with
-// its defaults (GOMAXPROCS = the number of CPUs, no metrics listener).
-func (fx *fixture) startServe(ctx context.Context) (*process, error) {
+// its defaults (GOMAXPROCS = the number of CPUs, no metrics listener) and
+// extra flags, if any.
+func (fx *fixture) startServe(ctx context.Context, extra ...string) (*process, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -127,8 +138,9 @@ func (fx *fixture) startServe(ctx context.Context) (*process, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &process{addr: addr}
-	p.cmd = exec.CommandContext(ctx, fx.binary, "serve", "--data", fx.data, "--listen", addr, "--http-listen", plain)
+	p := &process{addr: addr, plain: plain}
+	args := append([]string{"serve", "--data", fx.data, "--listen", addr, "--http-listen", plain}, fx.db...)
+	p.cmd = exec.CommandContext(ctx, fx.binary, append(args, extra...)...)
 	p.cmd.Stdout, p.cmd.Stderr = &p.logs, &p.logs
 	if err := p.cmd.Start(); err != nil {
 		return nil, err
@@ -209,6 +221,13 @@ http {
         root %s;
         location = /api/whoami { default_type application/json; try_files /whoami.json =404; }
     }
+    server {
+        listen %s;
+        root %s;
+        # The OCSP responder's plain-HTTP answer as a static file: the
+        # static module refuses POST (405), which becomes a GET of the file.
+        location = /ocsp { default_type application/ocsp-response; error_page 405 =200 $uri; }
+    }
 }
 `
 
@@ -237,17 +256,21 @@ func (fx *fixture) startNginx(ctx context.Context, binary string, workers int) (
 	if err != nil {
 		return nil, err
 	}
+	plain, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
 	user := ""
 	if os.Geteuid() == 0 {
 		user = "user root;" // the data directory is 0700: workers must read it
 	}
 	conf := fmt.Sprintf(nginxConf, workers, user, dir, dir, dir, dir, dir, dir, dir, addr,
-		filepath.Join(fx.data, "ca", "server.crt"), filepath.Join(fx.data, "ca", "server.key"), chain, dir)
+		filepath.Join(fx.data, "ca", "server.crt"), filepath.Join(fx.data, "ca", "server.key"), chain, dir, plain, dir)
 	cf := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(cf, []byte(conf), 0o600); err != nil {
 		return nil, err
 	}
-	p := &process{addr: addr}
+	p := &process{addr: addr, plain: plain}
 	p.cmd = exec.CommandContext(ctx, binary, "-c", cf, "-p", dir, "-e", filepath.Join(dir, "error.log"), "-g", "daemon off;")
 	p.cmd.Stdout, p.cmd.Stderr = &p.logs, &p.logs
 	if err := p.cmd.Start(); err != nil {

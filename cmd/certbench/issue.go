@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -14,7 +15,9 @@ import (
 	"io"
 	"log/slog"
 	"math/big"
+	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"runtime"
 	"sync"
@@ -22,6 +25,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"golang.org/x/crypto/ocsp"
 	"software.sslmate.com/src/go-pkcs12"
 
 	"github.com/certportal/certportal"
@@ -204,8 +208,9 @@ func scratchPostgres(ctx context.Context, server string) (string, func(), error)
 // process on all cores: the signing rate is what a responder that signed
 // every answer could reach at best. The same over HTTPS (POST /ocsp to the
 // running serve, kept-alive, the load generator on the same cores) is
-// reported beside it.
-func (r *report) ocspFigure(ctx context.Context, o options, fx *fixture, serve *process, reqDER []byte) error {
+// reported beside it, and over plain HTTP (the AIA URL) against nginx
+// answering the same POST with the same bytes from a static file.
+func (r *report) ocspFigure(ctx context.Context, o options, fx *fixture, serve, ngx *process, reqDER []byte) error {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return err
@@ -241,5 +246,37 @@ func (r *report) ocspFigure(ctx context.Context, o options, fx *fixture, serve *
 		return err
 	}
 	r.add("OCSP over HTTPS (POST /ocsp, kept-alive c=32, load generator on the same cores) / raw ECDSA signatures", res.Rate(), sign, "/s", "(for reading)", true)
+	return r.ocspPlain(ctx, o, fx, serve, ngx, reqDER)
+}
+
+// ocspPlain measures POST /ocsp over plain HTTP (the URL in the
+// certificates' AIA, served on --http-listen), kept-alive, against nginx
+// answering the same POST with the answer certportal gave, as a file.
+func (r *report) ocspPlain(ctx context.Context, o options, fx *fixture, serve, ngx *process, reqDER []byte) error {
+	resp, err := http.Post("http://"+serve.plain+"/ocsp", "application/ocsp-request", bytes.NewReader(reqDER))
+	if err != nil {
+		return err
+	}
+	answer, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return err
+	}
+	if a, err := ocsp.ParseResponse(answer, nil); err != nil || a.Status != ocsp.Good {
+		return fmt.Errorf("the OCSP answer over plain HTTP is not \"good\" (%v)", err)
+	}
+	if err := os.WriteFile(filepath.Join(fx.work, "nginx", "ocsp"), answer, 0o644); err != nil {
+		return err
+	}
+	c := keptAliveConc
+	pr, err := loadURL(ctx, fx, "http://"+serve.plain+"/ocsp", c, true, o.step, reqDER, "application/ocsp-request", 200)
+	if err != nil {
+		return err
+	}
+	nr, err := loadURL(ctx, fx, "http://"+ngx.plain+"/ocsp", c, true, o.step, reqDER, "application/ocsp-request", 200)
+	if err != nil {
+		return err
+	}
+	r.add(fmt.Sprintf("OCSP over plain HTTP (POST /ocsp to the AIA URL, kept-alive c=%d, status looked up per request) / nginx answering the same POST with a static file", c), pr.Rate(), nr.Rate(), "/s", "≥ 0.80", pr.Rate() >= 0.8*nr.Rate())
 	return nil
 }

@@ -1,7 +1,8 @@
 // Package loadgen is certbench's load generator: N workers send HTTPS
-// requests to a server on this machine, each on a new TLS connection (a full
-// handshake every time) or on one kept-alive connection, until a number of
-// requests or a time is reached, and record every latency.
+// (or plain HTTP) requests to a server on this machine, each on a new
+// connection (a full TLS handshake every time) or on one kept-alive
+// connection, until a number of requests or a time is reached, and record
+// every latency.
 //
 // It is our own rather than wrk or hey because one generator must drive
 // certportal and nginx alike with client certificates, pin the TLS key
@@ -30,9 +31,9 @@ import (
 
 // Config says what to send and how much.
 type Config struct {
-	// URL is an https:// address on the loopback interface (localhost,
-	// 127.0.0.0/8 or ::1); anything else is refused, so the generator
-	// cannot be turned on someone else's server.
+	// URL is an https:// (or plain http://, without TLS) address on the
+	// loopback interface (localhost, 127.0.0.0/8 or ::1); anything else is
+	// refused, so the generator cannot be turned on someone else's server.
 	URL string
 	// Method is GET when empty. Body and ContentType are sent with it.
 	Method      string
@@ -83,8 +84,8 @@ func (r *Result) Rate() float64 {
 // counted in Result.Errors.
 func Run(ctx context.Context, cfg Config) (*Result, error) {
 	u, err := url.Parse(cfg.URL)
-	if err != nil || u.Scheme != "https" || u.Host == "" {
-		return nil, fmt.Errorf("loadgen: %q is not an https:// URL", cfg.URL)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return nil, fmt.Errorf("loadgen: %q is not an https:// or http:// URL", cfg.URL)
 	}
 	if err := checkLoopback(u.Hostname()); err != nil {
 		return nil, err
@@ -102,18 +103,23 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		cfg.Expect = http.StatusOK
 	}
 	addr := u.Host
-	if u.Port() == "" {
-		addr = net.JoinHostPort(u.Hostname(), "443")
+	var tc *tls.Config // nil for http://
+	if u.Scheme == "https" {
+		if u.Port() == "" {
+			addr = net.JoinHostPort(u.Hostname(), "443")
+		}
+		tc = &tls.Config{}
+		if cfg.TLS != nil {
+			tc = cfg.TLS.Clone()
+		}
+		tc.ClientSessionCache = nil // every new connection is a full handshake
+		if tc.ServerName == "" {
+			tc.ServerName = u.Hostname()
+		}
+		tc.NextProtos = []string{"http/1.1"}
+	} else if u.Port() == "" {
+		addr = net.JoinHostPort(u.Hostname(), "80")
 	}
-	tc := &tls.Config{}
-	if cfg.TLS != nil {
-		tc = cfg.TLS.Clone()
-	}
-	tc.ClientSessionCache = nil // every new connection is a full handshake
-	if tc.ServerName == "" {
-		tc.ServerName = u.Hostname()
-	}
-	tc.NextProtos = []string{"http/1.1"}
 	req := buildRequest(cfg, u)
 
 	if cfg.Duration > 0 {
@@ -201,11 +207,11 @@ func buildRequest(cfg Config, u *url.URL) []byte {
 // worker is one connection's loop.
 type worker struct {
 	addr   string
-	tls    *tls.Config
+	tls    *tls.Config // nil: plain HTTP
 	req    []byte
 	expect int
 	keep   bool
-	conn   *tls.Conn
+	conn   net.Conn
 	br     *bufio.Reader
 	hist   Histogram
 }
@@ -219,16 +225,19 @@ func (w *worker) do(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		c := tls.Client(raw, w.tls)
-		if err := c.HandshakeContext(ctx); err != nil {
-			raw.Close()
-			return err
+		w.conn = raw
+		if w.tls != nil {
+			c := tls.Client(raw, w.tls)
+			if err := c.HandshakeContext(ctx); err != nil {
+				raw.Close()
+				return err
+			}
+			w.conn = c
 		}
-		w.conn = c
 		if w.br == nil {
-			w.br = bufio.NewReaderSize(c, 16<<10)
+			w.br = bufio.NewReaderSize(w.conn, 16<<10)
 		} else {
-			w.br.Reset(c)
+			w.br.Reset(w.conn)
 		}
 	}
 	err := w.roundTrip()

@@ -50,7 +50,8 @@ func TestRefusesWhatItMustNotLoad(t *testing.T) {
 	}{
 		{"remote host", Config{URL: "https://192.0.2.1:443/", Requests: 1}},
 		{"remote name", Config{URL: "https://example.com/", Requests: 1}},
-		{"plain http", Config{URL: "http://127.0.0.1:1/", Requests: 1}},
+		{"remote plain http", Config{URL: "http://192.0.2.1:80/", Requests: 1}},
+		{"other scheme", Config{URL: "ftp://127.0.0.1:1/", Requests: 1}},
 		{"unbounded", Config{URL: "https://127.0.0.1:1/"}},
 	}
 	for _, tt := range tests {
@@ -146,6 +147,36 @@ func TestRunModes(t *testing.T) {
 	}
 	if s.noCrt.Load() != 0 {
 		t.Errorf("%d requests came without the client certificate", s.noCrt.Load())
+	}
+}
+
+// TestRunPlainHTTP: an http:// URL is sent without TLS, kept alive on one
+// connection per worker (the OCSP responder's plain-HTTP listener).
+func TestRunPlainHTTP(t *testing.T) {
+	var conns atomic.Int64
+	s := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.TLS != nil || r.Method != http.MethodPost || r.Header.Get("Content-Type") != "application/ocsp-request" {
+			http.Error(w, "want a plain POST", http.StatusBadRequest)
+			return
+		}
+		w.Write([]byte("answer"))
+	}))
+	s.Config.ConnState = func(c net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	s.Start()
+	t.Cleanup(s.Close)
+	res, err := Run(context.Background(), Config{URL: s.URL + "/ocsp", Method: "POST", Body: []byte{0x30, 0}, ContentType: "application/ocsp-request", Concurrency: 3, Requests: 30, KeepAlive: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Requests != 30 || res.Errors != 0 {
+		t.Fatalf("%d requests, %d errors (%v); want 30, 0", res.Requests, res.Errors, res.FirstError)
+	}
+	if got := conns.Load(); got != 3 {
+		t.Errorf("server saw %d connections, want 3", got)
 	}
 }
 

@@ -1,0 +1,101 @@
+package portal
+
+import (
+	"context"
+	"sync"
+
+	"github.com/certportal/certportal"
+)
+
+// batcher lets concurrent requests share one database read without ever
+// answering from a stale one: a read serves only the requests that arrived
+// before it started. A request that finds no read running starts one for
+// itself at once (no wait when the portal is quiet); one that arrives while
+// a read is running joins the next read, which starts when the running one
+// ends, with the keys of every request that joined it. So each request's
+// answer comes from a statement that began after the request arrived, and
+// sees every revocation committed before it arrived — on this replica, in
+// another process or on another replica — exactly as a read of its own
+// would, at the cost of one statement per batch instead of one per request.
+//
+// The zero value is ready to use. V is what one key reads to; keys absent
+// from a read's result were not found.
+type batcher[V any] struct {
+	mu      sync.Mutex
+	running bool
+	next    *batch[V] // the batch that starts when the running one ends
+}
+
+// batch is one read and the requests that wait for it.
+type batch[V any] struct {
+	keys []string
+	seen map[string]bool
+	done chan struct{} // closed when got and err are set
+	got  map[string]V
+	err  error
+}
+
+// readFunc reads the values of keys in one statement.
+type readFunc[V any] func(ctx context.Context, keys []string) (map[string]V, error)
+
+// get returns the value of key (ok false when the read did not find it)
+// from a read that started after get was called.
+func (b *batcher[V]) get(ctx context.Context, key string, read readFunc[V]) (v V, ok bool, err error) {
+	b.mu.Lock()
+	if b.next == nil {
+		b.next = &batch[V]{seen: map[string]bool{}, done: make(chan struct{})}
+	}
+	bt := b.next
+	if !bt.seen[key] {
+		bt.seen[key] = true
+		bt.keys = append(bt.keys, key)
+	}
+	lead := !b.running
+	if lead {
+		b.running, b.next = true, nil
+	}
+	b.mu.Unlock()
+	if lead {
+		// The read serves other requests too: one that goes away must
+		// not cancel it for the rest.
+		b.run(context.WithoutCancel(ctx), bt, read)
+	} else {
+		select {
+		case <-bt.done:
+		case <-ctx.Done():
+			return v, false, ctx.Err()
+		}
+	}
+	if bt.err != nil {
+		return v, false, bt.err
+	}
+	v, ok = bt.got[key]
+	return v, ok, nil
+}
+
+// run reads bt, then starts the batch that gathered meanwhile, if any, on
+// a goroutine of its own, so this request is answered without waiting for
+// that read too. A read that panics still ends its batch (with an error)
+// and hands over to the next, so no request waits for it forever.
+func (b *batcher[V]) run(ctx context.Context, bt *batch[V], read readFunc[V]) {
+	finished := false
+	defer func() {
+		if !finished {
+			bt.err = errReadPanicked
+		}
+		close(bt.done)
+		b.mu.Lock()
+		next := b.next
+		b.next = nil
+		b.running = next != nil
+		b.mu.Unlock()
+		if next != nil {
+			// Not the request's context: the next batch is not its read.
+			go b.run(context.Background(), next, read)
+		}
+	}()
+	bt.got, bt.err = read(ctx, bt.keys)
+	finished = true
+}
+
+var errReadPanicked = &certportal.Error{Code: certportal.Internal, Op: "portal", Message: "the database read failed unexpectedly"}

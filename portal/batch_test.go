@@ -1,0 +1,188 @@
+package portal
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// fakeReads is a readFunc whose reads block until released, and which
+// answers every key with the "database state" (a version) at the moment
+// the read started.
+type fakeReads struct {
+	state   atomic.Int64
+	mu      sync.Mutex
+	calls   [][]string
+	started chan struct{}
+	release chan struct{}
+}
+
+func newFakeReads() *fakeReads {
+	return &fakeReads{started: make(chan struct{}, 100), release: make(chan struct{}, 100)}
+}
+
+func (f *fakeReads) read(ctx context.Context, keys []string) (map[string]int64, error) {
+	v := f.state.Load()
+	f.mu.Lock()
+	f.calls = append(f.calls, slices.Clone(keys))
+	f.mu.Unlock()
+	f.started <- struct{}{}
+	<-f.release
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	out := map[string]int64{}
+	for _, k := range keys {
+		if k != "unknown" {
+			out[k] = v
+		}
+	}
+	return out, nil
+}
+
+// TestBatcherNeverAnswersFromAReadThatStartedEarlier: a request that
+// arrives while a read is running (after a "commit" that read cannot see)
+// gets the state of a later read, shared with the others that arrived
+// meanwhile, each key read once.
+func TestBatcherNeverAnswersFromAReadThatStartedEarlier(t *testing.T) {
+	var b batcher[int64]
+	f := newFakeReads()
+	ctx := context.Background()
+	first := make(chan int64)
+	go func() {
+		v, _, _ := b.get(ctx, "a", f.read)
+		first <- v
+	}()
+	<-f.started // read 1 runs with state 0
+	f.state.Store(1)
+	type answer struct {
+		key string
+		v   int64
+		ok  bool
+		err error
+	}
+	answers := make(chan answer, 5)
+	for _, k := range []string{"a", "b", "a", "unknown", "c"} {
+		go func() {
+			v, ok, err := b.get(ctx, k, f.read)
+			answers <- answer{k, v, ok, err}
+		}()
+	}
+	// All five join the batch waiting for read 1 to end.
+	time.Sleep(50 * time.Millisecond)
+	f.release <- struct{}{}
+	if v := <-first; v != 0 {
+		t.Errorf("the first request got state %d, want 0 (its own read)", v)
+	}
+	<-f.started
+	f.release <- struct{}{}
+	for range 5 {
+		a := <-answers
+		switch {
+		case a.err != nil:
+			t.Errorf("%s: %v", a.key, a.err)
+		case a.key == "unknown" && a.ok:
+			t.Errorf("an unknown key was found")
+		case a.key != "unknown" && (!a.ok || a.v != 1):
+			t.Errorf("%s got state %d (found %v), want 1: a read that started before the request arrived answered it", a.key, a.v, a.ok)
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.calls) != 2 {
+		t.Fatalf("%d reads, want 2: %v", len(f.calls), f.calls)
+	}
+	got := slices.Clone(f.calls[1])
+	slices.Sort(got)
+	if !slices.Equal(got, []string{"a", "b", "c", "unknown"}) {
+		t.Errorf("the second read had keys %v, want a, b, c, unknown once each", f.calls[1])
+	}
+}
+
+// TestBatcherQuietReadsAtOnce: with nothing running, each request reads
+// at once, on its own.
+func TestBatcherQuietReadsAtOnce(t *testing.T) {
+	var b batcher[int64]
+	f := newFakeReads()
+	for i := range 3 {
+		f.state.Store(int64(i))
+		f.release <- struct{}{}
+		v, ok, err := b.get(context.Background(), "k", f.read)
+		<-f.started
+		if err != nil || !ok || v != int64(i) {
+			t.Fatalf("request %d: %d, %v, %v; want %d", i, v, ok, err, i)
+		}
+	}
+	if len(f.calls) != 3 {
+		t.Errorf("%d reads for 3 requests one after another, want 3", len(f.calls))
+	}
+}
+
+// TestBatcherCancelledRequest: a request that goes away stops waiting,
+// and its going away does not cancel the read the others share.
+func TestBatcherCancelledRequest(t *testing.T) {
+	var b batcher[int64]
+	f := newFakeReads()
+	ctx, cancel := context.WithCancel(context.Background())
+	leader := make(chan error)
+	go func() {
+		_, _, err := b.get(ctx, "a", f.read)
+		leader <- err
+	}()
+	<-f.started
+	follower := make(chan error)
+	fctx, fcancel := context.WithCancel(context.Background())
+	go func() {
+		_, _, err := b.get(fctx, "b", f.read)
+		follower <- err
+	}()
+	time.Sleep(20 * time.Millisecond)
+	fcancel()
+	if err := <-follower; !errors.Is(err, context.Canceled) {
+		t.Errorf("a cancelled waiting request got %v, want context.Canceled", err)
+	}
+	cancel()
+	f.release <- struct{}{}
+	if err := <-leader; err != nil {
+		t.Errorf("the read was cancelled with its first request: %v", err)
+	}
+	<-f.started // the follower's batch still runs, and ends
+	f.release <- struct{}{}
+	f.release <- struct{}{}
+	v, ok, err := b.get(context.Background(), "c", f.read)
+	if err != nil || !ok || v != 0 {
+		t.Errorf("after the cancellations: %d, %v, %v", v, ok, err)
+	}
+}
+
+// TestBatcherReadPanics: a read that panics ends its batch with an error,
+// and the batcher goes on reading.
+func TestBatcherReadPanics(t *testing.T) {
+	var b batcher[int64]
+	func() {
+		defer func() { recover() }()
+		b.get(context.Background(), "a", func(context.Context, []string) (map[string]int64, error) { panic("boom") })
+	}()
+	done := make(chan error, 1)
+	go func() {
+		_, ok, err := b.get(context.Background(), "a", func(context.Context, []string) (map[string]int64, error) {
+			return map[string]int64{"a": 7}, nil
+		})
+		if err == nil && !ok {
+			err = errors.New("not found")
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the batcher hangs after a read panicked")
+	}
+}
