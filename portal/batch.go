@@ -2,29 +2,38 @@ package portal
 
 import (
 	"context"
+	"runtime"
 	"sync"
 
 	"github.com/certportal/certportal"
 )
 
-// batcher lets concurrent requests share one database read without ever
+// batcher lets concurrent requests share database reads without ever
 // answering from a stale one: a read serves only the requests that arrived
-// before it started. A request that finds no read running starts one for
-// itself at once (no wait when the portal is quiet); one that arrives while
-// a read is running joins the next read, which starts when the running one
-// ends, with the keys of every request that joined it. So each request's
-// answer comes from a statement that began after the request arrived, and
-// sees every revocation committed before it arrived — on this replica, in
-// another process or on another replica — exactly as a read of its own
-// would, at the cost of one statement per batch instead of one per request.
+// before it started. Up to batchReaders reads run at once, as many as there
+// are cores: a request that finds fewer running starts one for itself at
+// once (no wait, and reads in parallel, when the portal is not saturated);
+// one that arrives while all are running joins the next read, which starts
+// when a running one ends, with the keys of every request that joined it.
+// So each request's answer comes from a statement that began after the
+// request arrived, and sees every revocation committed before it arrived —
+// on this replica, in another process or on another replica — exactly as a
+// read of its own would, at the cost of one statement per batch instead of
+// one per request.
 //
 // The zero value is ready to use. V is what one key reads to; keys absent
 // from a read's result were not found.
 type batcher[V any] struct {
+	limit   int // reads at once; 0 means batchReaders
 	mu      sync.Mutex
-	running bool
-	next    *batch[V] // the batch that starts when the running one ends
+	running int       // reads running
+	next    *batch[V] // the batch that starts when a running read ends
 }
+
+// batchReaders is how many reads a batcher runs at once: a read of SQLite
+// is CPU work, so one per core; fewer would leave cores idle while
+// requests wait.
+var batchReaders = max(2, runtime.GOMAXPROCS(0))
 
 // batch is one read and the requests that wait for it.
 type batch[V any] struct {
@@ -50,9 +59,14 @@ func (b *batcher[V]) get(ctx context.Context, key string, read readFunc[V]) (v V
 		bt.seen[key] = true
 		bt.keys = append(bt.keys, key)
 	}
-	lead := !b.running
+	limit := b.limit
+	if limit == 0 {
+		limit = batchReaders
+	}
+	lead := b.running < limit
 	if lead {
-		b.running, b.next = true, nil
+		b.running++
+		b.next = nil
 	}
 	b.mu.Unlock()
 	if lead {
@@ -73,9 +87,9 @@ func (b *batcher[V]) get(ctx context.Context, key string, read readFunc[V]) (v V
 	return v, ok, nil
 }
 
-// run reads bt, then starts the batch that gathered meanwhile, if any, on
-// a goroutine of its own, so this request is answered without waiting for
-// that read too. A read that panics still ends its batch (with an error)
+// run reads bt, then starts the batch that gathered meanwhile, if any, in
+// this read's place among the batchReaders and on a goroutine of its own,
+// so this request is answered without waiting for that read too. A read that panics still ends its batch (with an error)
 // and hands over to the next, so no request waits for it forever.
 func (b *batcher[V]) run(ctx context.Context, bt *batch[V], read readFunc[V]) {
 	finished := false
@@ -87,7 +101,9 @@ func (b *batcher[V]) run(ctx context.Context, bt *batch[V], read readFunc[V]) {
 		b.mu.Lock()
 		next := b.next
 		b.next = nil
-		b.running = next != nil
+		if next == nil {
+			b.running--
+		}
 		b.mu.Unlock()
 		if next != nil {
 			// Not the request's context: the next batch is not its read.

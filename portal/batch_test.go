@@ -3,6 +3,7 @@ package portal
 import (
 	"context"
 	"errors"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -49,15 +50,17 @@ func (f *fakeReads) read(ctx context.Context, keys []string) (map[string]int64, 
 // gets the state of a later read, shared with the others that arrived
 // meanwhile, each key read once.
 func TestBatcherNeverAnswersFromAReadThatStartedEarlier(t *testing.T) {
-	var b batcher[int64]
+	b := batcher[int64]{limit: 3}
 	f := newFakeReads()
 	ctx := context.Background()
-	first := make(chan int64)
-	go func() {
-		v, _, _ := b.get(ctx, "a", f.read)
-		first <- v
-	}()
-	<-f.started // read 1 runs with state 0
+	first := make(chan int64, b.limit)
+	for range b.limit {
+		go func() {
+			v, _, _ := b.get(ctx, "a", f.read)
+			first <- v
+		}()
+		<-f.started // reads 1 to limit run at once, with state 0
+	}
 	f.state.Store(1)
 	type answer struct {
 		key string
@@ -72,11 +75,13 @@ func TestBatcherNeverAnswersFromAReadThatStartedEarlier(t *testing.T) {
 			answers <- answer{k, v, ok, err}
 		}()
 	}
-	// All five join the batch waiting for read 1 to end.
+	// All five join the batch waiting for a running read to end.
 	time.Sleep(50 * time.Millisecond)
-	f.release <- struct{}{}
-	if v := <-first; v != 0 {
-		t.Errorf("the first request got state %d, want 0 (its own read)", v)
+	for range b.limit {
+		f.release <- struct{}{}
+		if v := <-first; v != 0 {
+			t.Errorf("a first request got state %d, want 0 (its own read)", v)
+		}
 	}
 	<-f.started
 	f.release <- struct{}{}
@@ -93,13 +98,47 @@ func TestBatcherNeverAnswersFromAReadThatStartedEarlier(t *testing.T) {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if len(f.calls) != 2 {
-		t.Fatalf("%d reads, want 2: %v", len(f.calls), f.calls)
+	if len(f.calls) != b.limit+1 {
+		t.Fatalf("%d reads, want %d: %v", len(f.calls), b.limit+1, f.calls)
 	}
-	got := slices.Clone(f.calls[1])
+	got := slices.Clone(f.calls[b.limit])
 	slices.Sort(got)
 	if !slices.Equal(got, []string{"a", "b", "c", "unknown"}) {
-		t.Errorf("the second read had keys %v, want a, b, c, unknown once each", f.calls[1])
+		t.Errorf("the last read had keys %v, want a, b, c, unknown once each", f.calls[b.limit])
+	}
+}
+
+// TestBatcherReadsInParallel: up to its limit, requests that arrive while
+// reads run start reads of their own at once; the next one waits. The
+// default limit is one read per core.
+func TestBatcherReadsInParallel(t *testing.T) {
+	if batchReaders != max(2, runtime.GOMAXPROCS(0)) {
+		t.Errorf("batchReaders = %d, want one per core (at least 2)", batchReaders)
+	}
+	b := batcher[int64]{limit: 2}
+	f := newFakeReads()
+	done := make(chan struct{}, 3)
+	for _, k := range []string{"a", "b", "c"} {
+		go func() {
+			b.get(context.Background(), k, f.read)
+			done <- struct{}{}
+		}()
+	}
+	<-f.started
+	<-f.started // two reads run at once, neither released
+	select {
+	case <-f.started:
+		t.Fatal("a third read started while two ran, with a limit of 2")
+	case <-time.After(50 * time.Millisecond):
+	}
+	for range 3 {
+		f.release <- struct{}{}
+	}
+	for range 3 {
+		<-done
+	}
+	if len(f.calls) != 3 {
+		t.Errorf("%d reads, want 3: %v", len(f.calls), f.calls)
 	}
 }
 
@@ -125,7 +164,7 @@ func TestBatcherQuietReadsAtOnce(t *testing.T) {
 // TestBatcherCancelledRequest: a request that goes away stops waiting,
 // and its going away does not cancel the read the others share.
 func TestBatcherCancelledRequest(t *testing.T) {
-	var b batcher[int64]
+	b := batcher[int64]{limit: 1}
 	f := newFakeReads()
 	ctx, cancel := context.WithCancel(context.Background())
 	leader := make(chan error)
