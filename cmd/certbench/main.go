@@ -144,9 +144,12 @@ func run(ctx context.Context, o options) error {
 	if err := writePlot(filepath.Join(o.out, "bench-signin.png"), r.sweep); err != nil {
 		return err
 	}
+	if err := writeRatios(filepath.Join(o.out, "bench-ratios.png"), r.rows); err != nil {
+		return err
+	}
 	fmt.Print(md)
-	logf("done in %v; wrote %s and %s", r.elapsed.Round(time.Second),
-		filepath.Join(o.out, "bench-results.md"), filepath.Join(o.out, "bench-signin.png"))
+	logf("done in %v; wrote %s, %s and %s", r.elapsed.Round(time.Second),
+		filepath.Join(o.out, "bench-results.md"), filepath.Join(o.out, "bench-signin.png"), filepath.Join(o.out, "bench-ratios.png"))
 	return nil
 }
 

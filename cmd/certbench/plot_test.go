@@ -61,3 +61,55 @@ func TestPlotAndTable(t *testing.T) {
 		}
 	}
 }
+
+// TestRatiosPlot draws the ratio bars from made-up rows: one bar per row
+// with a ratio goal (none for "for reading" or absolute goals), green when
+// met and red when not.
+func TestRatiosPlot(t *testing.T) {
+	for goal, want := range map[string]float64{"≥ 0.80": 0.8, "≤ 2.0": 2, "≥ 10,000/s": -1, "(for reading)": -1} {
+		got, ok := ratioGoal(goal)
+		if ok != (want >= 0) || (ok && got != want) {
+			t.Errorf("ratioGoal(%q) = %v, %v; want %v", goal, got, ok, want)
+		}
+	}
+	r := &report{}
+	r.add("Kept-alive, SQLite / nginx", 21000, 28000, "/s", "≥ 0.80", false)
+	r.add("PostgreSQL / SQLite", 15000, 21000, "/s", "≥ 0.70", true)
+	r.add("OCSP over HTTPS / raw", 20000, 66000, "/s", "(for reading)", true)
+	r.add("kept-alive absolute", 21000, 28000, "/s", "≥ 10,000/s", true)
+	path := filepath.Join(t.TempDir(), "r.png")
+	if err := writeRatios(path, r.rows); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := img.Bounds()
+	if b.Dy() != 50+26*2+40 {
+		t.Errorf("the plot is %d high, want two bars' worth (%d)", b.Dy(), 50+26*2+40)
+	}
+	seen := map[string]bool{}
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			r, g, bl, _ := img.At(x, y).RGBA()
+			switch {
+			case r>>8 == 0x2c && g>>8 == 0xa0 && bl>>8 == 0x2c:
+				seen["met"] = true
+			case r>>8 == 0xd6 && g>>8 == 0x27 && bl>>8 == 0x28:
+				seen["not met"] = true
+			}
+		}
+	}
+	if !seen["met"] || !seen["not met"] {
+		t.Errorf("bars drawn: %v, want a green and a red one", seen)
+	}
+	if err := writeRatios(path, nil); err == nil {
+		t.Error("no rows drew a plot")
+	}
+}
