@@ -45,11 +45,11 @@ func writeRatios(path string, rows []row) error {
 		if !ok || r.missing != "" || r.ref == 0 {
 			continue
 		}
-		label := r.what
-		if i := strings.IndexAny(label, "(,/"); i > 0 {
+		label := strings.NewReplacer("Sign-in by certificate, ", "Cert sign-in, ", "connections, ", "").Replace(r.what)
+		if i := strings.IndexAny(label, "(/"); i > 0 {
 			label = label[:i]
 		}
-		label = strings.TrimSpace(label)
+		label = strings.TrimSuffix(strings.TrimSpace(label), ",")
 		if len(label) > 64 {
 			label = label[:61] + "..."
 		}
