@@ -78,6 +78,11 @@ func writePlot(path string, pts []point) error {
 	label(img, w-204, 34, "certportal serve", colPortal)
 	thick(img, w-230, 44, w-210, 44, colNginx)
 	label(img, w-204, 48, "nginx ssl_verify_client on", colNginx)
+	return savePNG(path, img)
+}
+
+// savePNG writes img to path as a PNG.
+func savePNG(path string, img image.Image) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return err

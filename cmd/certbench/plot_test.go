@@ -1,6 +1,8 @@
 package main
 
 import (
+	"image"
+	"image/color"
 	"image/png"
 	"os"
 	"path/filepath"
@@ -25,28 +27,7 @@ func TestPlotAndTable(t *testing.T) {
 	if err := writePlot(path, pts); err != nil {
 		t.Fatal(err)
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	img, err := png.Decode(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	seen := map[string]bool{}
-	b := img.Bounds()
-	for y := b.Min.Y; y < b.Max.Y; y++ {
-		for x := b.Min.X; x < b.Max.X; x++ {
-			r, g, bl, _ := img.At(x, y).RGBA()
-			switch {
-			case r>>8 == 0x1f && g>>8 == 0x77 && bl>>8 == 0xb4:
-				seen["certportal"] = true
-			case r>>8 == 0x2c && g>>8 == 0xa0 && bl>>8 == 0x2c:
-				seen["nginx"] = true
-			}
-		}
-	}
+	b, seen := colorsIn(t, path, map[color.RGBA]string{colPortal: "certportal", colNginx: "nginx"})
 	if !seen["certportal"] || !seen["nginx"] || b.Dx() != 800 {
 		t.Errorf("plot %v wide, series drawn: %v", b.Dx(), seen)
 	}
@@ -81,6 +62,22 @@ func TestRatiosPlot(t *testing.T) {
 	if err := writeRatios(path, r.rows); err != nil {
 		t.Fatal(err)
 	}
+	b, seen := colorsIn(t, path, map[color.RGBA]string{colMet: "met", colNotMet: "not met"})
+	if b.Dy() != 50+26*2+40 {
+		t.Errorf("the plot is %d high, want two bars' worth (%d)", b.Dy(), 50+26*2+40)
+	}
+	if !seen["met"] || !seen["not met"] {
+		t.Errorf("bars drawn: %v, want a green and a red one", seen)
+	}
+	if err := writeRatios(path, nil); err == nil {
+		t.Error("no rows drew a plot")
+	}
+}
+
+// colorsIn decodes the PNG at path and returns its bounds and which of
+// the named colours it holds.
+func colorsIn(t *testing.T, path string, names map[color.RGBA]string) (image.Rectangle, map[string]bool) {
+	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
@@ -90,26 +87,15 @@ func TestRatiosPlot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := img.Bounds()
-	if b.Dy() != 50+26*2+40 {
-		t.Errorf("the plot is %d high, want two bars' worth (%d)", b.Dy(), 50+26*2+40)
-	}
 	seen := map[string]bool{}
+	b := img.Bounds()
 	for y := b.Min.Y; y < b.Max.Y; y++ {
 		for x := b.Min.X; x < b.Max.X; x++ {
 			r, g, bl, _ := img.At(x, y).RGBA()
-			switch {
-			case r>>8 == 0x2c && g>>8 == 0xa0 && bl>>8 == 0x2c:
-				seen["met"] = true
-			case r>>8 == 0xd6 && g>>8 == 0x27 && bl>>8 == 0x28:
-				seen["not met"] = true
+			if n, ok := names[color.RGBA{uint8(r >> 8), uint8(g >> 8), uint8(bl >> 8), 0xff}]; ok {
+				seen[n] = true
 			}
 		}
 	}
-	if !seen["met"] || !seen["not met"] {
-		t.Errorf("bars drawn: %v, want a green and a red one", seen)
-	}
-	if err := writeRatios(path, nil); err == nil {
-		t.Error("no rows drew a plot")
-	}
+	return b, seen
 }

@@ -5,9 +5,7 @@ import (
 	"image"
 	"image/color"
 	"image/draw"
-	"image/png"
 	"math"
-	"os"
 	"strconv"
 	"strings"
 )
@@ -88,13 +86,5 @@ func writeRatios(path string, rows []row) error {
 	}
 	label(img, 8, 20, "certportal / its reference measured in the same run (docs/bench-results.md); black mark = goal", colAxis)
 	label(img, 8, 36, "green: goal met, red: not met (for time and memory rows the goal is an upper bound)", colAxis)
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if err := png.Encode(f, img); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return savePNG(path, img)
 }
