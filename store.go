@@ -170,12 +170,8 @@ type CertFilter struct {
 // AuditFilter selects audit records in ListAudit, in sequence order.
 type AuditFilter struct {
 	AccountID string // "" = every account
-	Action    string // "" = every action
 	AfterSeq  int64
 	Limit     int // 0 = no limit
-	// Newest lists the newest records first, so with Limit the last ones
-	// are read without reading the rest (the home page's last sign-ins).
-	Newest bool
 }
 
 // Session is a signed-in browser or client. A session started by

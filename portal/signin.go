@@ -404,7 +404,7 @@ func (s *Service) Home(ctx context.Context, id string, n int) (cur *certportal.C
 		if cur, err = currentCertificate(ctx, tx, id); err != nil {
 			return err
 		}
-		recent, err = tx.ListAudit(ctx, certportal.AuditFilter{AccountID: id, Action: certportal.ActionSignInOK, Limit: n, Newest: true})
+		recent, err = tx.SearchAudit(ctx, certportal.AuditQuery{AccountID: id, Action: certportal.ActionSignInOK, Limit: n})
 		return err
 	})
 	return cur, recent, err

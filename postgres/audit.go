@@ -49,14 +49,7 @@ func (t *tx) ListAudit(ctx context.Context, f certportal.AuditFilter) ([]certpor
 		args = append(args, certportal.IDKey(f.AccountID))
 		q += fmt.Sprintf(` AND account_key = $%d`, len(args))
 	}
-	if f.Action != "" {
-		args = append(args, f.Action)
-		q += fmt.Sprintf(` AND action = $%d`, len(args))
-	}
 	q += ` ORDER BY seq`
-	if f.Newest {
-		q += ` DESC`
-	}
 	if f.Limit > 0 {
 		args = append(args, f.Limit)
 		q += fmt.Sprintf(` LIMIT $%d`, len(args))

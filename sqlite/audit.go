@@ -46,15 +46,7 @@ func (t *tx) ListAudit(ctx context.Context, f certportal.AuditFilter) ([]certpor
 		q += ` AND account_key = ?`
 		args = append(args, certportal.IDKey(f.AccountID))
 	}
-	if f.Action != "" {
-		q += ` AND action = ?`
-		args = append(args, f.Action)
-	}
-	q += ` ORDER BY seq`
-	if f.Newest {
-		q += ` DESC`
-	}
-	rows, err := t.query(ctx, q+` LIMIT ?`, append(args, limit)...)
+	rows, err := t.query(ctx, q+` ORDER BY seq LIMIT ?`, append(args, limit)...)
 	if err != nil {
 		return nil, mapError(err, "", "")
 	}

@@ -243,6 +243,7 @@ func testConsoleReads(t *testing.T, s certportal.Store) {
 		{"account", certportal.AuditQuery{AccountID: "LENA"}, "4,2,0"},
 		{"action", certportal.AuditQuery{Action: certportal.ActionUnlock}, "5,4"},
 		{"account and action", certportal.AuditQuery{AccountID: "mo", Action: certportal.ActionSignInFailed}, "3,1"},
+		{"account, action and limit (the home page's last sign-ins)", certportal.AuditQuery{AccountID: "mo", Action: certportal.ActionSignInFailed, Limit: 1}, "3"},
 		{"from", certportal.AuditQuery{From: base.Add(3 * time.Minute)}, "5,4,3"},
 		{"to", certportal.AuditQuery{To: base.Add(2 * time.Minute)}, "1,0"},
 		{"range", certportal.AuditQuery{From: base.Add(time.Minute), To: base.Add(3 * time.Minute)}, "2,1"},
