@@ -39,7 +39,7 @@ type passphrase struct {
 }
 
 // SetPassphrase gives the store the passphrase that protects its private
-// keys. get is called at most once, when the passphrase is first needed:
+// keys; get nil means there is none to be had. get is called at most once, when the passphrase is first needed:
 // to read an encrypted key, or to write a new key when encrypt is true. A
 // store that already holds an encrypted key writes new keys (an import, a
 // renewal) encrypted too, whatever encrypt says.
@@ -50,7 +50,7 @@ func (s *Store) SetPassphrase(get func() (string, error), encrypt bool) {
 func (s *Store) passphrase() (string, error) {
 	p := s.pass
 	if p == nil || p.get == nil {
-		return "", errorf(certportal.Invalid, "the private key in the certificate store is encrypted; give its passphrase with --key-passphrase-file FILE (or run on a terminal to be asked)")
+		return "", errorf(certportal.Invalid, "the certificate store's private keys are encrypted, or are to be: give their passphrase with --key-passphrase-file FILE (or - for standard input), or run on a terminal to be asked")
 	}
 	p.once.Do(func() {
 		p.value, p.err = p.get()

@@ -37,12 +37,13 @@ func (a *app) keyFlags(c *cobra.Command, k *keyFlags, writes bool) {
 
 // usePassphrase tells s how to get the passphrase of its keys: from the
 // file, else asked on the terminal when it is first needed (twice when a
-// new key is to be encrypted with it).
+// new key is to be encrypted with it). With neither, s says what to give.
 func (a *app) usePassphrase(s *clientstore.Store, k keyFlags) {
+	if k.file == "" && !a.onTerminal() {
+		s.SetPassphrase(nil, k.encrypt)
+		return
+	}
 	s.SetPassphrase(func() (string, error) {
-		if k.file == "" && !a.onTerminal() {
-			return "", certportal.Errorf(certportal.Invalid, "the certificate store's private keys are (to be) encrypted: give the passphrase with --key-passphrase-file FILE (or - for standard input), or run on a terminal to be asked")
-		}
 		return a.readSecret(k.file, "Passphrase of the certificate store's private keys: ", k.encrypt && k.file == "")
 	}, k.encrypt)
 }

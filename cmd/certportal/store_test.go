@@ -140,6 +140,11 @@ func TestUsersSide(t *testing.T) {
 		t.Fatalf("the key in %s is not age-encrypted (%v):\n%.60s", keyFile, err, b)
 	}
 	fails(t, 1, "--key-passphrase-file", "", "whoami", "--url", base, "--store-dir", store3)
+	store4 := filepath.Join(dir, "store4")
+	fails(t, 1, "--key-passphrase-file", "", "store", "import", p12File, "--store-dir", store4, "--password-file", p12pwFile, "--encrypt-key")
+	if keys, _ := filepath.Glob(filepath.Join(store4, "personal", "*")); len(keys) != 0 {
+		t.Errorf("an import that could not encrypt the key left %v", keys)
+	}
 	fails(t, 1, "passphrase of the certificate store's private key is wrong", "", "whoami", "--url", base, "--store-dir", store3, "--key-passphrase-file", writeSecret(t, "not my passphrase"))
 	if who := strings.TrimSpace(ok(t, "", "whoami", "--url", base, "--store-dir", store3, "--key-passphrase-file", keyPass)); who != "alice" {
 		t.Fatalf("whoami from the encrypted store printed %q", who)
