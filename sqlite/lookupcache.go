@@ -97,62 +97,53 @@ func (c *lookupCache) close() {
 // state). The fingerprints travel as one JSON array, so any number of them
 // is one statement.
 func (db *DB) Lookup(ctx context.Context, fingerprints []string) (map[string]certportal.Found, error) {
-	if db.closed.Load() {
-		return nil, errClosed
-	}
-	c := &db.cache
-	v, err := c.current(ctx)
-	if err != nil {
-		return nil, err
-	}
-	out := make(map[string]certportal.Found, len(fingerprints))
-	var miss []string
-	c.mu.Lock()
-	for _, fp := range upper(fingerprints) {
-		if f, ok := c.bySHA[fp]; ok && c.version == v {
-			// Copies: callers may change what they get.
+	return cachedRead(ctx, db, fingerprints, func(c *lookupCache) map[string]certportal.Found { return c.bySHA },
+		func(f certportal.Found) certportal.Found {
 			cert, acc := *f.Cert, *f.Account
-			out[fp] = certportal.Found{Cert: &cert, Account: &acc}
-		} else {
-			miss = append(miss, fp)
-		}
-	}
-	c.mu.Unlock()
-	if len(miss) == 0 {
-		return out, nil
-	}
-	read := map[string]certportal.Found{}
-	err = db.queryKeys(ctx, lookupQuery, miss, func(rows *sql.Rows) error {
-		var cr certRow
-		var ar accountRow
-		if err := rows.Scan(append(cr.dest(), ar.dest()...)...); err != nil {
-			return err
-		}
-		cert := cr.cert()
-		read[cert.SHA256] = certportal.Found{Cert: cert, Account: ar.account()}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	c.mu.Lock()
-	for fp, f := range read {
-		cert, acc := *f.Cert, *f.Account
-		out[fp] = certportal.Found{Cert: &cert, Account: &acc}
-		if c.valid && c.version == v {
-			if len(c.bySHA) >= lookupCacheMax {
-				clear(c.bySHA)
-			}
-			c.bySHA[fp] = f
-		}
-	}
-	c.mu.Unlock()
-	return out, nil
+			return certportal.Found{Cert: &cert, Account: &acc}
+		},
+		func(miss []string) (map[string]certportal.Found, error) {
+			read := map[string]certportal.Found{}
+			err := db.queryKeys(ctx, lookupQuery, miss, func(rows *sql.Rows) error {
+				var cr certRow
+				var ar accountRow
+				if err := rows.Scan(append(cr.dest(), ar.dest()...)...); err != nil {
+					return err
+				}
+				cert := cr.cert()
+				read[cert.SHA256] = certportal.Found{Cert: cert, Account: ar.account()}
+				return nil
+			})
+			return read, err
+		})
 }
 
 // Statuses is the OCSP responder's read: cached and validated like
 // Lookup's, else one prepared statement.
 func (db *DB) Statuses(ctx context.Context, serials []string) (map[string]*certportal.Certificate, error) {
+	return cachedRead(ctx, db, serials, func(c *lookupCache) map[string]*certportal.Certificate { return c.bySerial },
+		func(c *certportal.Certificate) *certportal.Certificate { cp := *c; return &cp },
+		func(miss []string) (map[string]*certportal.Certificate, error) {
+			read := map[string]*certportal.Certificate{}
+			err := db.queryKeys(ctx, statusesQuery, miss, func(rows *sql.Rows) error {
+				cert, err := scanCert(rows)
+				if err == nil {
+					read[cert.Serial] = cert
+				}
+				return err
+			})
+			return read, err
+		})
+}
+
+// cachedRead is Lookup's and Statuses' one way through the cache: after
+// reading data_version, each key (upper-cased) is answered from the map
+// that pick selects while the version is the one just read; the others are
+// read in one statement by read and filed under that version, the map
+// starting over when it holds lookupCacheMax. Callers get copies (clone):
+// they may change what they get.
+func cachedRead[V any](ctx context.Context, db *DB, keys []string, pick func(*lookupCache) map[string]V,
+	clone func(V) V, read func(miss []string) (map[string]V, error)) (map[string]V, error) {
 	if db.closed.Load() {
 		return nil, errClosed
 	}
@@ -161,44 +152,36 @@ func (db *DB) Statuses(ctx context.Context, serials []string) (map[string]*certp
 	if err != nil {
 		return nil, err
 	}
-	out := make(map[string]*certportal.Certificate, len(serials))
+	out := make(map[string]V, len(keys))
 	var miss []string
 	c.mu.Lock()
-	for _, s := range upper(serials) {
-		if cert, ok := c.bySerial[s]; ok && c.version == v {
-			cp := *cert
-			out[s] = &cp
+	for _, k := range upper(keys) {
+		if got, ok := pick(c)[k]; ok && c.version == v {
+			out[k] = clone(got)
 		} else {
-			miss = append(miss, s)
+			miss = append(miss, k)
 		}
 	}
 	c.mu.Unlock()
 	if len(miss) == 0 {
 		return out, nil
 	}
-	var read []*certportal.Certificate
-	err = db.queryKeys(ctx, statusesQuery, miss, func(rows *sql.Rows) error {
-		cert, err := scanCert(rows)
-		if err == nil {
-			read = append(read, cert)
-		}
-		return err
-	})
+	got, err := read(miss)
 	if err != nil {
 		return nil, err
 	}
 	c.mu.Lock()
-	for _, cert := range read {
-		cp := *cert
-		out[cert.Serial] = &cp
+	defer c.mu.Unlock()
+	for k, val := range got {
+		out[k] = clone(val)
 		if c.valid && c.version == v {
-			if len(c.bySerial) >= lookupCacheMax {
-				clear(c.bySerial)
+			m := pick(c)
+			if len(m) >= lookupCacheMax {
+				clear(m)
 			}
-			c.bySerial[cert.Serial] = cert
+			m[k] = val
 		}
 	}
-	c.mu.Unlock()
 	return out, nil
 }
 
