@@ -53,8 +53,8 @@ type DB struct {
 
 	writeStmts stmtCache
 	readStmts  stmtCache
-	// cache keeps Lookup's and Statuses' rows while data_version says
-	// nothing has committed since (lookupcache.go).
+	// cache keeps Lookup's and Statuses' rows while nothing has committed
+	// since (lookupcache.go).
 	cache lookupCache
 }
 
@@ -150,7 +150,7 @@ func Open(ctx context.Context, path string, create bool) (*DB, error) {
 	db := &DB{write: w, read: r, path: path}
 	db.writeStmts.db = w
 	db.readStmts.db = r
-	db.cache.vdb = v
+	db.cache.vdb, db.cache.path = v, path
 	if err := db.Ping(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -291,6 +291,7 @@ func (db *DB) Close() error {
 	db.readStmts.close()
 	db.writeStmts.close()
 	err := errors.Join(db.read.Close(), db.write.Close())
+	db.cache.releaseWAL() // after every connection of this store is closed
 	if err != nil {
 		return &certportal.Error{Code: certportal.Internal, Op: op, Err: err, Message: "closing the database failed"}
 	}

@@ -36,6 +36,7 @@ type options struct {
 	conc       []int         // concurrency levels of the sign-in sweep
 	crlSizes   []int         // revoked entries of the CRL figures
 	keep       bool          // keep the work directory, for profiling
+	hot        bool          // only the hot path's ratios (kept-alive, PostgreSQL, OCSP)
 }
 
 func main() {
@@ -52,6 +53,7 @@ func main() {
 	flag.StringVar(&conc, "concurrency", "1,2,4,8,16,32,64", "concurrency levels of the sign-in sweep")
 	flag.StringVar(&sizes, "crl", "10000,100000,1000000", "revoked entries of the CRL figures")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (data dir, databases) and print where it is")
+	flag.BoolVar(&o.hot, "hot", false, "measure only the hot path's ratios (kept-alive SQLite/nginx, PostgreSQL/SQLite, OCSP plain HTTP/nginx) and print them; writes nothing")
 	flag.Parse()
 	var err error
 	if o.conc, err = ints(conc); err == nil {
@@ -113,6 +115,9 @@ func run(ctx context.Context, o options) error {
 	fx, err := newFixture(ctx, o, work)
 	if err != nil {
 		return err
+	}
+	if o.hot {
+		return r.hotPath(ctx, o, fx)
 	}
 	logf("issuance (SQLite, PostgreSQL)")
 	if err := r.issuance(ctx, o, fx); err != nil {

@@ -4,10 +4,15 @@ import (
 	"context"
 	"crypto"
 	"fmt"
+	"io"
+	"net/http"
 	"net/url"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -98,6 +103,138 @@ func (r *report) signIns(ctx context.Context, o options, fx *fixture) error {
 		return err
 	}
 	return r.ocspFigure(ctx, o, fx, serve, ngx, reqDER)
+}
+
+// hotPath is -hot: the kept-alive whoami and the OCSP-over-plain-HTTP
+// steps alone, certportal beside nginx, printed with each side's CPU time
+// per request (its processes' user+system time over the step / requests):
+// a figure that moves much less than the rates when other work shares the
+// cores, for trying a change to the hot path in a minute. With
+// CERTBENCH_PROFILE=FILE, serve runs with --pprof and FILE gets a CPU
+// profile of its kept-alive step.
+func (r *report) hotPath(ctx context.Context, o options, fx *fixture) error {
+	prof := os.Getenv("CERTBENCH_PROFILE")
+	var extra []string
+	var metrics string
+	if prof != "" {
+		var err error
+		if metrics, err = freeAddr(); err != nil {
+			return err
+		}
+		extra = []string{"--metrics-listen", metrics, "--pprof"}
+	}
+	serve, err := fx.startServe(ctx, extra...)
+	if err != nil {
+		return err
+	}
+	defer serve.stop()
+	ngx, err := fx.startNginx(ctx, o.nginx, runtime.NumCPU())
+	if err != nil {
+		return err
+	}
+	defer ngx.stop()
+	for _, p := range []*process{serve, ngx} {
+		if _, err := load(ctx, fx, p.addr, "/api/whoami", 4, true, time.Second, nil, "", 200); err != nil {
+			return err
+		}
+	}
+	reqDER, err := ocsp.CreateRequest(fx.leaf, fx.issuing, &ocsp.RequestOptions{Hash: crypto.SHA1})
+	if err != nil {
+		return err
+	}
+	if err := r.ocspPlain(ctx, o, fx, serve, ngx, reqDER); err != nil { // writes nginx's answer file
+		return err
+	}
+	step := func(name string, p *process, u string, body []byte, ctype string) (float64, error) {
+		var profDone chan error
+		if prof != "" && p == serve && strings.HasSuffix(u, "/api/whoami") {
+			profDone = make(chan error, 1)
+			go func() { profDone <- fetchProfile("http://"+metrics+"/debug/pprof/profile?seconds=2", prof) }()
+		}
+		before := cpuTime(p.cmd.Process.Pid)
+		res, err := loadURL(ctx, fx, u, keptAliveConc, true, o.step, body, ctype, 200)
+		if err != nil {
+			return 0, err
+		}
+		cpu := cpuTime(p.cmd.Process.Pid) - before
+		perReq := cpu.Seconds() * 1e6 / float64(res.Requests+res.Errors)
+		fmt.Printf("%-28s %8.0f /s  %6.1f µs CPU per request\n", name, res.Rate(), perReq)
+		if profDone != nil {
+			if err := <-profDone; err != nil {
+				return 0, err
+			}
+		}
+		return res.Rate(), nil
+	}
+	for range 2 {
+		a, err := step("kept-alive whoami certportal", serve, "https://"+serve.addr+"/api/whoami", nil, "")
+		if err != nil {
+			return err
+		}
+		b, err := step("kept-alive whoami nginx", ngx, "https://"+ngx.addr+"/api/whoami", nil, "")
+		if err != nil {
+			return err
+		}
+		c, err := step("OCSP plain certportal", serve, "http://"+serve.plain+"/ocsp", reqDER, "application/ocsp-request")
+		if err != nil {
+			return err
+		}
+		d, err := step("OCSP plain nginx", ngx, "http://"+ngx.plain+"/ocsp", reqDER, "application/ocsp-request")
+		if err != nil {
+			return err
+		}
+		fmt.Printf("ratios: kept-alive %.2f  OCSP plain %.2f  (load %s)\n", a/b, c/d, loadavg())
+	}
+	return nil
+}
+
+// cpuTime is the user+system time of process pid and its children (nginx's
+// workers), from /proc.
+func cpuTime(pid int) time.Duration {
+	ticks := func(p string) int64 {
+		b, err := os.ReadFile("/proc/" + p + "/stat")
+		if err != nil {
+			return 0
+		}
+		s := string(b)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+		// f[1] is the parent, f[11] and f[12] utime and stime (stat(5)).
+		var u, st int64
+		fmt.Sscan(f[11], &u)
+		fmt.Sscan(f[12], &st)
+		return u + st
+	}
+	total := ticks(strconv.Itoa(pid))
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		b, err := os.ReadFile("/proc/" + d.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 || i+2 > len(s) {
+			continue
+		}
+		if f := strings.Fields(s[i+2:]); len(f) > 1 && f[1] == strconv.Itoa(pid) {
+			total += ticks(d.Name())
+		}
+	}
+	return time.Duration(total) * time.Second / 100 // USER_HZ
+}
+
+// fetchProfile saves what url (a pprof endpoint) answers into file.
+func fetchProfile(url, file string) error {
+	resp, err := http.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(file, b, 0o644)
 }
 
 // passwords sends 100 password sign-ins at once (POST /login, each on its

@@ -1,0 +1,168 @@
+//go:build linux
+
+package sqlite
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/certportal/certportal"
+	"github.com/certportal/certportal/storetest"
+)
+
+// lookupOnce makes the store's cache read the database once, which maps
+// the wal-index.
+func lookupOnce(t *testing.T, db *DB) {
+	t.Helper()
+	if _, err := db.Lookup(context.Background(), []string{"00"}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestWALIndexHeaderMovesWithEveryCommit: the wal-index header the cache
+// compares is the same while nothing commits and different after every
+// commit, through a checkpoint that restarts the WAL too.
+func TestWALIndexHeaderMovesWithEveryCommit(t *testing.T) {
+	ctx := context.Background()
+	db := openTemp(t)
+	lookupOnce(t, db)
+	w := db.cache.wal
+	if w == nil || w.bad.Load() {
+		t.Fatalf("the wal-index is not mapped (%+v): the cache would pay a read transaction per call", w)
+	}
+	read := func() walHeader {
+		t.Helper()
+		h, ok := w.header()
+		if !ok {
+			t.Fatal("the wal-index header cannot be read while nothing writes")
+		}
+		return h
+	}
+	seen := map[walHeader]int{}
+	h := read()
+	seen[h] = 0
+	if again := read(); again != h {
+		t.Fatal("the header changed with no commit")
+	}
+	now := time.Now().UTC()
+	for i := 1; i <= 60; i++ {
+		err := db.Update(ctx, func(tx certportal.Tx) error {
+			id := fmt.Sprintf("user%d", i)
+			return tx.CreateAccount(ctx, &certportal.Account{ID: id, Email: id + "@example.com",
+				Method: certportal.MethodPassword, Status: certportal.StatusActive, Created: now, Updated: now})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 30 {
+			// A checkpoint lets the next commit start the WAL over from
+			// its first frame: the header must still differ.
+			if _, err := db.write.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		h := read()
+		if j, ok := seen[h]; ok {
+			t.Fatalf("after commit %d the header is the one seen after commit %d", i, j)
+		}
+		seen[h] = i
+	}
+}
+
+// TestLookupWithoutWALIndex: where the wal-index cannot be read, the cache
+// falls back to data_version and still sees another store's commit.
+func TestLookupWithoutWALIndex(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "shared.db")
+	var dbs [2]*DB
+	for i := range dbs {
+		db, err := Open(context.Background(), path, i == 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		lookupOnce(t, db)
+		dbs[i] = db
+	}
+	if dbs[0].cache.wal != dbs[1].cache.wal {
+		t.Fatal("two stores on one file mapped its wal-index twice")
+	}
+	dbs[0].cache.wal.bad.Store(true)
+	storetest.LookupSeesOtherStore(t, dbs[0], dbs[1])
+}
+
+// TestWALIndexKeepsSQLitesLocks: the wal-index is opened once per file
+// and closed only with the last store. Closing a descriptor of a file
+// drops every POSIX lock the process holds on it, SQLite's included: if
+// closing one store closed the file while another store of the process
+// had it open, that store's locks on it (seen in /proc/locks) would go.
+func TestWALIndexKeepsSQLitesLocks(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "shared.db")
+	a, err := Open(context.Background(), path, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := Open(context.Background(), path, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	lookupOnce(t, a)
+	lookupOnce(t, b)
+	w := a.cache.wal
+	if w == nil || w != b.cache.wal || w.refs != 2 {
+		t.Fatalf("the wal-index is not shared by the two stores: %p %p", a.cache.wal, b.cache.wal)
+	}
+	locks := func() int {
+		t.Helper()
+		fi, err := os.Stat(path + "-shm")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ino := strconv.FormatUint(fi.Sys().(*syscall.Stat_t).Ino, 10)
+		raw, err := os.ReadFile("/proc/locks")
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, line := range strings.Split(string(raw), "\n") {
+			// 1: POSIX  ADVISORY  READ 1234 08:01:5678 128 128
+			f := strings.Fields(line)
+			if len(f) >= 8 && f[1] == "POSIX" && f[4] == strconv.Itoa(os.Getpid()) && strings.HasSuffix(f[5], ":"+ino) {
+				n++
+			}
+		}
+		return n
+	}
+	if locks() == 0 {
+		t.Fatal("no POSIX lock of this process on the wal-index: the test cannot see what it checks")
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := locks(); n == 0 {
+		t.Fatal("closing one store dropped the other store's SQLite locks on the wal-index")
+	}
+	if w.refs != 1 || w.bad.Load() {
+		t.Fatalf("after one store closed, the wal-index has %d users, unreadable %v", w.refs, w.bad.Load())
+	}
+	if _, ok := w.header(); !ok {
+		t.Fatal("the remaining store cannot read the wal-index")
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	walIndexes.mu.Lock()
+	_, still := walIndexes.m[w.id]
+	walIndexes.mu.Unlock()
+	if still || !w.bad.Load() {
+		t.Fatal("the last store closed but the wal-index is still open")
+	}
+}
