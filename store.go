@@ -44,6 +44,20 @@ type Store interface {
 	Close() error
 }
 
+// CachedStore is a Store that keeps what Lookup and Statuses read while
+// the database is unchanged, and can tell without a read whether it still
+// is (sqlite: the wal-index header in shared memory). CachedLookup and
+// CachedStatus answer from that cache only when no commit, by any
+// connection in any process, has happened since the row was read — the
+// same guarantee as Lookup's statement — and say ok false otherwise; then
+// the caller reads through Lookup or Statuses. The key is upper case; the
+// results are the caller's to change.
+type CachedStore interface {
+	Store
+	CachedLookup(fingerprint string) (Found, bool)
+	CachedStatus(serial string) (*Certificate, bool)
+}
+
 // Tx is what a transaction can read and write. Errors are *Error: NotFound
 // for a missing record, Conflict for a duplicate, Unavailable when the
 // database cannot be reached.

@@ -285,11 +285,19 @@ func (s *Service) OCSP(ctx context.Context, der []byte) (ca.OCSPAnswer, error) {
 	st := ca.OCSPStatus{}
 	s.events().OCSPRequest(req.Nonce == nil)
 	if req.KnownIssuer {
-		// One statement, shared by the requests that arrived before it
-		// started (batch.go), as the sign-in's lookup.
-		c, ok, err := s.statuses.get(ctx, certportal.FormatSerial(req.Serial), s.Store.Statuses)
-		if err != nil {
-			return ca.OCSPAnswer{}, err
+		// The store's cache, else one statement shared by the requests
+		// that arrived before it started (batch.go), as the sign-in's
+		// lookup.
+		serial := certportal.FormatSerial(req.Serial)
+		var c *certportal.Certificate
+		ok := false
+		if cs, cached := s.Store.(certportal.CachedStore); cached {
+			c, ok = cs.CachedStatus(serial)
+		}
+		if !ok {
+			if c, ok, err = s.statuses.get(ctx, serial, s.Store.Statuses); err != nil {
+				return ca.OCSPAnswer{}, err
+			}
 		}
 		// The CertID names one issuing CA; a serial of another is
 		// "unknown" to it.

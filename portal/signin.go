@@ -263,10 +263,18 @@ func (s *Service) lookupCert(ctx context.Context, fp string) (_ *certportal.Acco
 			s.events().RevocationCheck("signin", err == nil)
 		}
 	}()
-	// One statement, one round trip, shared by the requests that arrived
-	// before it started (batch.go): this runs on every request that
-	// presents a certificate.
-	found, ok, err := s.lookups.get(ctx, strings.ToUpper(fp), s.Store.Lookup)
+	// The store's cache when it can vouch that nothing committed since
+	// (sqlite), else one statement, one round trip, shared by the
+	// requests that arrived before it started (batch.go): this runs on
+	// every request that presents a certificate.
+	fp = strings.ToUpper(fp)
+	found, ok := certportal.Found{}, false
+	if cs, cached := s.Store.(certportal.CachedStore); cached {
+		found, ok = cs.CachedLookup(fp)
+	}
+	if !ok {
+		found, ok, err = s.lookups.get(ctx, fp, s.Store.Lookup)
+	}
 	c, acc := found.Cert, found.Account
 	switch {
 	case err != nil:

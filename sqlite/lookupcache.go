@@ -153,6 +153,49 @@ func (c *lookupCache) releaseWAL() {
 	}
 }
 
+// CachedLookup is certportal.CachedStore's: the cached row of fp, when
+// nothing has committed since it was read.
+func (db *DB) CachedLookup(fp string) (certportal.Found, bool) {
+	return cachedHit(db, fp, func(c *lookupCache) map[string]certportal.Found { return c.bySHA }, cloneFound)
+}
+
+// CachedStatus is CachedLookup for the OCSP responder's rows.
+func (db *DB) CachedStatus(serial string) (*certportal.Certificate, bool) {
+	return cachedHit(db, serial, func(c *lookupCache) map[string]*certportal.Certificate { return c.bySerial }, cloneCert)
+}
+
+// cachedHit answers key from the map pick selects when the wal-index
+// header is the one the map's rows were read under; anything else (a
+// change, a header being written, no wal-index) is a miss, which the
+// caller reads through Lookup or Statuses and so through current().
+func cachedHit[V any](db *DB, key string, pick func(*lookupCache) map[string]V, clone func(V) V) (V, bool) {
+	var zero V
+	if db.closed.Load() {
+		return zero, false
+	}
+	c := &db.cache
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.valid || c.wal == nil {
+		return zero, false
+	}
+	if h, ok := c.wal.header(); !ok || h != c.hdr {
+		return zero, false
+	}
+	v, ok := pick(c)[strings.ToUpper(key)]
+	if !ok {
+		return zero, false
+	}
+	return clone(v), true
+}
+
+func cloneFound(f certportal.Found) certportal.Found {
+	cert, acc := *f.Cert, *f.Account
+	return certportal.Found{Cert: &cert, Account: &acc}
+}
+
+func cloneCert(c *certportal.Certificate) *certportal.Certificate { cp := *c; return &cp }
+
 // Lookup is the hot path's read: for each fingerprint, the cached row
 // while the database is unchanged (lookupCache), else one prepared
 // statement on a read connection, without BEGIN and COMMIT (SQLite runs a
@@ -160,11 +203,7 @@ func (c *lookupCache) releaseWAL() {
 // state). The fingerprints travel as one JSON array, so any number of them
 // is one statement.
 func (db *DB) Lookup(ctx context.Context, fingerprints []string) (map[string]certportal.Found, error) {
-	return cachedRead(ctx, db, fingerprints, func(c *lookupCache) map[string]certportal.Found { return c.bySHA },
-		func(f certportal.Found) certportal.Found {
-			cert, acc := *f.Cert, *f.Account
-			return certportal.Found{Cert: &cert, Account: &acc}
-		},
+	return cachedRead(ctx, db, fingerprints, func(c *lookupCache) map[string]certportal.Found { return c.bySHA }, cloneFound,
 		func(miss []string) (map[string]certportal.Found, error) {
 			read := map[string]certportal.Found{}
 			err := db.queryKeys(ctx, lookupQuery, miss, func(rows *sql.Rows) error {
@@ -184,8 +223,7 @@ func (db *DB) Lookup(ctx context.Context, fingerprints []string) (map[string]cer
 // Statuses is the OCSP responder's read: cached and validated like
 // Lookup's, else one prepared statement.
 func (db *DB) Statuses(ctx context.Context, serials []string) (map[string]*certportal.Certificate, error) {
-	return cachedRead(ctx, db, serials, func(c *lookupCache) map[string]*certportal.Certificate { return c.bySerial },
-		func(c *certportal.Certificate) *certportal.Certificate { cp := *c; return &cp },
+	return cachedRead(ctx, db, serials, func(c *lookupCache) map[string]*certportal.Certificate { return c.bySerial }, cloneCert,
 		func(miss []string) (map[string]*certportal.Certificate, error) {
 			read := map[string]*certportal.Certificate{}
 			err := db.queryKeys(ctx, statusesQuery, miss, func(rows *sql.Rows) error {

@@ -58,7 +58,7 @@ type DB struct {
 	cache lookupCache
 }
 
-var _ certportal.Store = (*DB)(nil)
+var _ certportal.CachedStore = (*DB)(nil)
 
 // dsn returns the data source name for path with the pragmas every
 // connection gets.

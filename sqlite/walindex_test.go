@@ -166,3 +166,56 @@ func TestWALIndexKeepsSQLitesLocks(t *testing.T) {
 		t.Fatal("the last store closed but the wal-index is still open")
 	}
 }
+
+// TestCachedLookupHitsAndMisses: once read, a certificate is answered from
+// the cache without a read (CachedLookup, CachedStatus) until anything
+// commits; then the cache misses until the next read.
+func TestCachedLookupHitsAndMisses(t *testing.T) {
+	ctx := context.Background()
+	db := openTemp(t)
+	now := time.Now().UTC()
+	c := storetest.NewCert("ann", "SOP-ICA1", now)
+	create := func(id string, cert *certportal.Certificate) {
+		t.Helper()
+		err := db.Update(ctx, func(tx certportal.Tx) error {
+			if err := tx.CreateAccount(ctx, &certportal.Account{ID: id, Email: id + "@example.com", Method: certportal.MethodCertificate,
+				Status: certportal.StatusActive, Created: now, Updated: now}); err != nil {
+				return err
+			}
+			if cert == nil {
+				return nil
+			}
+			return tx.InsertCertificate(ctx, cert)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	create("ann", c)
+	fp, serial := strings.ToUpper(c.SHA256), strings.ToUpper(c.Serial)
+	if _, hit := db.CachedLookup(fp); hit {
+		t.Fatal("CachedLookup answered before anything was read")
+	}
+	if _, err := db.Lookup(ctx, []string{fp}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Statuses(ctx, []string{serial}); err != nil {
+		t.Fatal(err)
+	}
+	f, hit := db.CachedLookup(fp)
+	st, hit2 := db.CachedStatus(serial)
+	if !hit || !hit2 || f.Cert.SHA256 != c.SHA256 || f.Account.ID != "ann" || st.Serial != c.Serial {
+		t.Fatalf("after a read the cache does not answer: %v %+v, %v %+v", hit, f, hit2, st)
+	}
+	f.Account.Status = certportal.StatusCancelled // the caller's copy
+	if again, _ := db.CachedLookup(fp); again.Account.Status != certportal.StatusActive {
+		t.Fatal("changing an answer changed the cache")
+	}
+	create("bob", nil) // any commit, even one that does not touch ann
+	if _, hit := db.CachedLookup(fp); hit {
+		t.Fatal("CachedLookup answered after a commit")
+	}
+	if _, hit := db.CachedStatus(serial); hit {
+		t.Fatal("CachedStatus answered after a commit")
+	}
+}
