@@ -112,8 +112,13 @@ func Thumbprint(der []byte) string {
 
 // Fingerprint256 returns the SHA-256 of der as upper-case hex.
 func Fingerprint256(der []byte) string {
-	s := sha256.Sum256(der)
-	return strings.ToUpper(hex.EncodeToString(s[:]))
+	return FingerprintHex(sha256.Sum256(der))
+}
+
+// FingerprintHex is how a SHA-256 fingerprint is written (upper-case hex),
+// for a caller that has the sum already.
+func FingerprintHex(sum [sha256.Size]byte) string {
+	return strings.ToUpper(hex.EncodeToString(sum[:]))
 }
 
 // FormatSerial returns a serial number as even-length upper-case hex, the

@@ -99,7 +99,14 @@ func outcomeOf(err error) string {
 // next request, as with CertSignIn. A leaf this CA never issued is not in
 // the database, so a wrong caller still cannot sign in with one.
 func (s *Service) CertSignInVerified(ctx context.Context, leaf *x509.Certificate) (*certportal.Account, *certportal.Certificate, error) {
-	acc, c, err := s.lookupCert(ctx, certportal.Fingerprint256(leaf.Raw))
+	return s.CertSignInFingerprint(ctx, certportal.Fingerprint256(leaf.Raw))
+}
+
+// CertSignInFingerprint is CertSignInVerified for a caller that keeps the
+// verified certificate's fingerprint (certportal.Fingerprint256), as the
+// web server does for each connection.
+func (s *Service) CertSignInFingerprint(ctx context.Context, fp string) (*certportal.Account, *certportal.Certificate, error) {
+	acc, c, err := s.lookupCert(ctx, fp)
 	s.events().SignIn("certificate", outcomeOf(err))
 	return acc, c, err
 }

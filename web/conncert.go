@@ -22,6 +22,7 @@ import (
 type connVerdict struct {
 	mu    sync.Mutex
 	leaf  *x509.Certificate // verified, as presented on this connection
+	fp    string            // its SHA-256 fingerprint, as the store keys it
 	ca    any               // the authority that verified it
 	until time.Time         // the leaf's notAfter: the verdict ends with it
 }
@@ -91,17 +92,19 @@ func (s *Server) certSignIn(r *http.Request) (*certportal.Account, *certportal.C
 	if v != nil {
 		v.mu.Lock()
 		known := v.leaf == leaf && v.ca == auth && now.Before(v.until) && !now.Before(leaf.NotBefore)
+		fp := v.fp
 		v.mu.Unlock()
 		if known {
-			return s.Svc.CertSignInVerified(ctx, leaf)
+			return s.Svc.CertSignInFingerprint(ctx, fp)
 		}
 	}
 	fp := sha256.Sum256(leaf.Raw)
+	fpHex := certportal.FingerprintHex(fp)
 	var acc *certportal.Account
 	var cert *certportal.Certificate
 	var err error
 	if s.verified.has(fp, auth, now) {
-		acc, cert, err = s.Svc.CertSignInVerified(ctx, leaf)
+		acc, cert, err = s.Svc.CertSignInFingerprint(ctx, fpHex)
 	} else {
 		acc, cert, err = s.Svc.CertSignIn(ctx, chain)
 		if err == nil {
@@ -110,7 +113,7 @@ func (s *Server) certSignIn(r *http.Request) (*certportal.Account, *certportal.C
 	}
 	if err == nil && v != nil {
 		v.mu.Lock()
-		v.leaf, v.ca, v.until = leaf, auth, leaf.NotAfter
+		v.leaf, v.fp, v.ca, v.until = leaf, fpHex, auth, leaf.NotAfter
 		v.mu.Unlock()
 	}
 	return acc, cert, err

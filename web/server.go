@@ -158,18 +158,28 @@ func (s *Server) wrap(mux *http.ServeMux, home string) http.Handler {
 	})
 	protected := cop.Handler(inner)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Every answer carries these (SPEC "Security"). The keys are
+		// canonical and the values shared: net/http only reads them, and
+		// a handler's Set or Add replaces the one-element slice.
 		h := w.Header()
-		h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Referrer-Policy", "no-referrer")
-		h.Set("X-Frame-Options", "DENY")
+		h["Content-Security-Policy"] = headerCSP
+		h["X-Content-Type-Options"] = headerNosniff
+		h["Referrer-Policy"] = headerNoReferrer
+		h["X-Frame-Options"] = headerDeny
 		if s.HSTS && !isLocal(requestHost(r)) {
-			// Two years, the value hstspreload.org asks for.
-			h.Set("Strict-Transport-Security", "max-age=63072000")
+			h["Strict-Transport-Security"] = headerHSTS
 		}
 		protected.ServeHTTP(w, r)
 	})
 }
+
+var (
+	headerCSP        = []string{"default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"}
+	headerNosniff    = []string{"nosniff"}
+	headerNoReferrer = []string{"no-referrer"}
+	headerDeny       = []string{"DENY"}
+	headerHSTS       = []string{"max-age=63072000"} // two years, the value hstspreload.org asks for
+)
 
 // muxFallback runs the mux's own answer for a request no pattern matched
 // (404, 405 with Allow, or a redirect to a cleaned path) and turns 404 and
