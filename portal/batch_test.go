@@ -3,12 +3,16 @@ package portal
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/certportal/certportal"
+	"github.com/certportal/certportal/sqlite"
 )
 
 // fakeReads is a readFunc whose reads block until released, and which
@@ -56,7 +60,7 @@ func TestBatcherNeverAnswersFromAReadThatStartedEarlier(t *testing.T) {
 	first := make(chan int64, b.limit)
 	for range b.limit {
 		go func() {
-			v, _, _ := b.get(ctx, "a", f.read)
+			v, _, _ := b.get(ctx, "a", 0, f.read)
 			first <- v
 		}()
 		<-f.started // reads 1 to limit run at once, with state 0
@@ -71,7 +75,7 @@ func TestBatcherNeverAnswersFromAReadThatStartedEarlier(t *testing.T) {
 	answers := make(chan answer, 5)
 	for _, k := range []string{"a", "b", "a", "unknown", "c"} {
 		go func() {
-			v, ok, err := b.get(ctx, k, f.read)
+			v, ok, err := b.get(ctx, k, 0, f.read)
 			answers <- answer{k, v, ok, err}
 		}()
 	}
@@ -120,7 +124,7 @@ func TestBatcherReadsInParallel(t *testing.T) {
 	done := make(chan struct{}, 3)
 	for _, k := range []string{"a", "b", "c"} {
 		go func() {
-			b.get(context.Background(), k, f.read)
+			b.get(context.Background(), k, 0, f.read)
 			done <- struct{}{}
 		}()
 	}
@@ -150,7 +154,7 @@ func TestBatcherQuietReadsAtOnce(t *testing.T) {
 	for i := range 3 {
 		f.state.Store(int64(i))
 		f.release <- struct{}{}
-		v, ok, err := b.get(context.Background(), "k", f.read)
+		v, ok, err := b.get(context.Background(), "k", 0, f.read)
 		<-f.started
 		if err != nil || !ok || v != int64(i) {
 			t.Fatalf("request %d: %d, %v, %v; want %d", i, v, ok, err, i)
@@ -169,14 +173,14 @@ func TestBatcherCancelledRequest(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	leader := make(chan error)
 	go func() {
-		_, _, err := b.get(ctx, "a", f.read)
+		_, _, err := b.get(ctx, "a", 0, f.read)
 		leader <- err
 	}()
 	<-f.started
 	follower := make(chan error)
 	fctx, fcancel := context.WithCancel(context.Background())
 	go func() {
-		_, _, err := b.get(fctx, "b", f.read)
+		_, _, err := b.get(fctx, "b", 0, f.read)
 		follower <- err
 	}()
 	time.Sleep(20 * time.Millisecond)
@@ -192,7 +196,7 @@ func TestBatcherCancelledRequest(t *testing.T) {
 	<-f.started // the follower's batch still runs, and ends
 	f.release <- struct{}{}
 	f.release <- struct{}{}
-	v, ok, err := b.get(context.Background(), "c", f.read)
+	v, ok, err := b.get(context.Background(), "c", 0, f.read)
 	if err != nil || !ok || v != 0 {
 		t.Errorf("after the cancellations: %d, %v, %v", v, ok, err)
 	}
@@ -204,11 +208,11 @@ func TestBatcherReadPanics(t *testing.T) {
 	var b batcher[int64]
 	func() {
 		defer func() { recover() }()
-		b.get(context.Background(), "a", func(context.Context, []string) (map[string]int64, error) { panic("boom") })
+		b.get(context.Background(), "a", 0, func(context.Context, []string) (map[string]int64, error) { panic("boom") })
 	}()
 	done := make(chan error, 1)
 	go func() {
-		_, ok, err := b.get(context.Background(), "a", func(context.Context, []string) (map[string]int64, error) {
+		_, ok, err := b.get(context.Background(), "a", 0, func(context.Context, []string) (map[string]int64, error) {
 			return map[string]int64{"a": 7}, nil
 		})
 		if err == nil && !ok {
@@ -224,4 +228,43 @@ func TestBatcherReadPanics(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the batcher hangs after a read panicked")
 	}
+}
+
+// TestReadsAtOnce: a store that reads on this machine's CPU (one with its
+// own cache, sqlite) gets one read per core; one that reads over the
+// network gets one statement in flight, which the requests arriving
+// meanwhile join.
+func TestReadsAtOnce(t *testing.T) {
+	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "db.sqlite"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if n := readsAtOnce(db); n != batchReaders {
+		t.Errorf("sqlite: %d reads at once, want %d (one per core)", n, batchReaders)
+	}
+	networked := struct{ certportal.Store }{db} // no cache of its own, as postgres
+	if n := readsAtOnce(networked); n != 1 {
+		t.Errorf("a store without a cache: %d reads at once, want 1", n)
+	}
+	b := batcher[int64]{}
+	f := newFakeReads()
+	done := make(chan struct{}, 2)
+	for _, k := range []string{"a", "b"} {
+		go func() {
+			b.get(context.Background(), k, readsAtOnce(networked), f.read)
+			done <- struct{}{}
+		}()
+	}
+	<-f.started
+	select {
+	case <-f.started:
+		t.Fatal("a second read started while one ran, with one read at a time")
+	case <-time.After(50 * time.Millisecond):
+	}
+	f.release <- struct{}{}
+	<-f.started
+	f.release <- struct{}{}
+	<-done
+	<-done
 }

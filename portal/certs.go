@@ -295,7 +295,7 @@ func (s *Service) OCSP(ctx context.Context, der []byte) (ca.OCSPAnswer, error) {
 			c, ok = cs.CachedStatus(serial)
 		}
 		if !ok {
-			if c, ok, err = s.statuses.get(ctx, serial, s.Store.Statuses); err != nil {
+			if c, ok, err = s.statuses.get(ctx, serial, readsAtOnce(s.Store), s.Store.Statuses); err != nil {
 				return ca.OCSPAnswer{}, err
 			}
 		}

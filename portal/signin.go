@@ -273,7 +273,7 @@ func (s *Service) lookupCert(ctx context.Context, fp string) (_ *certportal.Acco
 		found, ok = cs.CachedLookup(fp)
 	}
 	if !ok {
-		found, ok, err = s.lookups.get(ctx, fp, s.Store.Lookup)
+		found, ok, err = s.lookups.get(ctx, fp, readsAtOnce(s.Store), s.Store.Lookup)
 	}
 	c, acc := found.Cert, found.Account
 	switch {

@@ -110,8 +110,8 @@ func (r *report) signIns(ctx context.Context, o options, fx *fixture) error {
 // per request (its processes' user+system time over the step / requests):
 // a figure that moves much less than the rates when other work shares the
 // cores, for trying a change to the hot path in a minute. With
-// CERTBENCH_PROFILE=FILE, serve runs with --pprof and FILE gets a CPU
-// profile of its kept-alive step.
+// CERTBENCH_PROFILE=FILE, the PostgreSQL serve runs with --pprof and FILE
+// gets a CPU profile of its kept-alive step.
 func (r *report) hotPath(ctx context.Context, o options, fx *fixture) error {
 	prof := os.Getenv("CERTBENCH_PROFILE")
 	var extra []string
@@ -123,7 +123,7 @@ func (r *report) hotPath(ctx context.Context, o options, fx *fixture) error {
 		}
 		extra = []string{"--metrics-listen", metrics, "--pprof"}
 	}
-	serve, err := fx.startServe(ctx, extra...)
+	serve, err := fx.startServe(ctx)
 	if err != nil {
 		return err
 	}
@@ -145,20 +145,46 @@ func (r *report) hotPath(ctx context.Context, o options, fx *fixture) error {
 	if err := r.ocspPlain(ctx, o, fx, serve, ngx, reqDER); err != nil { // writes nginx's answer file
 		return err
 	}
+	var pserve *process
+	var pfx *fixture
+	if dsn, drop, err := scratchPostgres(ctx, o.pgDSN); err != nil {
+		fmt.Println("PostgreSQL not reachable:", err)
+	} else {
+		defer drop()
+		if pfx, err = makeFixture(ctx, fx.binary, fx.work, "pgdata", dsn); err != nil {
+			return err
+		}
+		if pserve, err = pfx.startServe(ctx, extra...); err != nil {
+			return err
+		}
+		defer pserve.stop()
+		if _, err := load(ctx, pfx, pserve.addr, "/api/whoami", 4, true, time.Second, nil, "", 200); err != nil {
+			return err
+		}
+	}
 	step := func(name string, p *process, u string, body []byte, ctype string) (float64, error) {
+		fx := fx
+		if p == pserve {
+			fx = pfx // its own database knows its own client certificate
+		}
 		var profDone chan error
-		if prof != "" && p == serve && strings.HasSuffix(u, "/api/whoami") {
+		if prof != "" && p == pserve {
 			profDone = make(chan error, 1)
 			go func() { profDone <- fetchProfile("http://"+metrics+"/debug/pprof/profile?seconds=2", prof) }()
 		}
-		before := cpuTime(p.cmd.Process.Pid)
+		before, pgBefore := cpuTime(p.cmd.Process.Pid), postgresCPU()
 		res, err := loadURL(ctx, fx, u, keptAliveConc, true, o.step, body, ctype, 200)
 		if err != nil {
 			return 0, err
 		}
 		cpu := cpuTime(p.cmd.Process.Pid) - before
-		perReq := cpu.Seconds() * 1e6 / float64(res.Requests+res.Errors)
-		fmt.Printf("%-28s %8.0f /s  %6.1f µs CPU per request\n", name, res.Rate(), perReq)
+		pgCPU := postgresCPU() - pgBefore
+		n := float64(res.Requests + res.Errors)
+		fmt.Printf("%-28s %8.0f /s  %6.1f µs CPU per request", name, res.Rate(), cpu.Seconds()*1e6/n)
+		if p == pserve {
+			fmt.Printf(", PostgreSQL's server processes %.1f µs", pgCPU.Seconds()*1e6/n)
+		}
+		fmt.Println()
 		if profDone != nil {
 			if err := <-profDone; err != nil {
 				return 0, err
@@ -183,7 +209,13 @@ func (r *report) hotPath(ctx context.Context, o options, fx *fixture) error {
 		if err != nil {
 			return err
 		}
-		fmt.Printf("ratios: kept-alive %.2f  OCSP plain %.2f  (load %s)\n", a/b, c/d, loadavg())
+		pg := 0.0
+		if pserve != nil {
+			if pg, err = step("kept-alive whoami PostgreSQL", pserve, "https://"+pserve.addr+"/api/whoami", nil, ""); err != nil {
+				return err
+			}
+		}
+		fmt.Printf("ratios: kept-alive %.2f  OCSP plain %.2f  PostgreSQL/SQLite %.2f  (load %s)\n", a/b, c/d, pg/a, loadavg())
 	}
 	return nil
 }
@@ -221,6 +253,21 @@ func cpuTime(pid int) time.Duration {
 		}
 	}
 	return time.Duration(total) * time.Second / 100 // USER_HZ
+}
+
+// postgresCPU is the user+system time of this machine's PostgreSQL server
+// processes (all of them: the benchmark's backends are among them).
+func postgresCPU() time.Duration {
+	var total time.Duration
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		if b, err := os.ReadFile("/proc/" + d.Name() + "/comm"); err == nil && strings.TrimSpace(string(b)) == "postgres" {
+			if pid, err := strconv.Atoi(d.Name()); err == nil {
+				total += cpuTime(pid)
+			}
+		}
+	}
+	return total
 }
 
 // fetchProfile saves what url (a pprof endpoint) answers into file.
