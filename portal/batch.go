@@ -84,9 +84,25 @@ func (b *batcher[V]) get(ctx context.Context, key string, limit int, read readFu
 	lead := b.running < limit
 	if lead {
 		b.running++
-		b.next = nil
+		if limit > 1 {
+			b.next = nil
+		}
 	}
 	b.mu.Unlock()
+	if lead && limit == 1 {
+		// One statement at a time, over the network: before taking the
+		// batch, let the goroutines that are ready to run (requests on
+		// their way here, when the portal is busy) join it. When nothing
+		// else is runnable this returns at once; when much is, the
+		// statement waits for CPU time that those requests take anyway,
+		// and serves them too. Every key in it still arrived before the
+		// read starts.
+		runtime.Gosched()
+		b.mu.Lock()
+		bt = b.next
+		b.next = nil
+		b.mu.Unlock()
+	}
 	if lead {
 		// The read serves other requests too: one that goes away must
 		// not cancel it for the rest.

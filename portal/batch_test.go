@@ -250,20 +250,20 @@ func TestReadsAtOnce(t *testing.T) {
 	b := batcher[int64]{}
 	f := newFakeReads()
 	done := make(chan struct{}, 2)
-	for _, k := range []string{"a", "b"} {
-		go func() {
-			b.get(context.Background(), k, readsAtOnce(networked), f.read)
-			done <- struct{}{}
-		}()
+	get := func(k string) {
+		b.get(context.Background(), k, readsAtOnce(networked), f.read)
+		done <- struct{}{}
 	}
-	<-f.started
+	go get("a")
+	<-f.started // a's read runs
+	go get("b")
 	select {
 	case <-f.started:
 		t.Fatal("a second read started while one ran, with one read at a time")
 	case <-time.After(50 * time.Millisecond):
 	}
 	f.release <- struct{}{}
-	<-f.started
+	<-f.started // b's, after a's ended
 	f.release <- struct{}{}
 	<-done
 	<-done

@@ -56,6 +56,11 @@ const op = "postgres"
 // replicas stay far below PostgreSQL's default max_connections of 100.
 const defaultMaxConns = 10
 
+// hotConns is the size of the pool of per-request reads: portal keeps one
+// Lookup and one Statuses statement in flight (batch.go) and the signed-in
+// pages read their sessions.
+const hotConns = 4
+
 // maxAttempts is how often Update runs fn when PostgreSQL aborts it with
 // a serialization failure or a deadlock: such aborts are rare under READ
 // COMMITTED (a deadlock needs two transactions taking the same locks in
@@ -69,7 +74,14 @@ const migrateLock int64 = 0x6365727470727400
 // DB is a certportal.Store on one PostgreSQL database. It is safe for
 // concurrent use, and several DBs (replicas) may share one database.
 type DB struct {
-	pool   *pgxpool.Pool
+	pool *pgxpool.Pool
+	// hot runs the per-request reads (Lookup, Statuses, LookupSession) on
+	// connections of their own with plan_cache_mode=force_generic_plan:
+	// their statements are prepared once, and PostgreSQL's default would
+	// plan `= ANY($1)` anew on every execution (a custom plan for the
+	// array's length, about 90 µs of the server's CPU against 15 µs to
+	// run it). Every other query keeps its custom plans on pool.
+	hot    *pgxpool.Pool
 	closed atomic.Bool
 }
 
@@ -98,13 +110,21 @@ func Open(ctx context.Context, dsn string, create bool) (*DB, error) {
 	if err != nil {
 		return nil, mapError(err, "", "")
 	}
-	db := &DB{pool: pool}
-	if err := db.Ping(ctx); err != nil {
+	hcfg := cfg.Copy()
+	hcfg.MaxConns = hotConns
+	hcfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_generic_plan"
+	hot, err := pgxpool.NewWithConfig(ctx, hcfg)
+	if err != nil {
 		pool.Close()
+		return nil, mapError(err, "", "")
+	}
+	db := &DB{pool: pool, hot: hot}
+	if err := db.Ping(ctx); err != nil {
+		db.closePools()
 		return nil, err
 	}
 	if err := db.migrate(ctx, create); err != nil {
-		pool.Close()
+		db.closePools()
 		return nil, err
 	}
 	return db, nil
@@ -359,6 +379,7 @@ func (db *DB) lostConnection(ctx context.Context, err error) bool {
 		return false // a refusal of certportal's, not a failure of the link
 	}
 	db.pool.Reset()
+	db.hot.Reset()
 	return true
 }
 
@@ -422,7 +443,7 @@ func (db *DB) queryKeys(ctx context.Context, query string, keys []string, row fu
 	for i, k := range keys {
 		upper[i] = strings.ToUpper(k)
 	}
-	rows, err := db.pool.Query(ctx, query, upper)
+	rows, err := db.hot.Query(ctx, query, upper)
 	if err == nil {
 		for rows.Next() {
 			if err = row(rows); err != nil {
@@ -442,7 +463,7 @@ func (db *DB) queryKeys(ctx context.Context, query string, keys []string, row fu
 }
 
 // LookupSession is the signed-in request's read: one statement on the
-// pool, like Lookup.
+// per-request pool, like Lookup.
 func (db *DB) LookupSession(ctx context.Context, id string) (*certportal.Session, *certportal.Account, *certportal.Certificate, error) {
 	if db.closed.Load() {
 		return nil, nil, nil, errClosed
@@ -450,7 +471,7 @@ func (db *DB) LookupSession(ctx context.Context, id string) (*certportal.Session
 	var sr sessionRow
 	var ar accountRow
 	var cr certStatusRow
-	err := db.pool.QueryRow(ctx, lookupSessionQuery, id).Scan(append(append(sr.dest(), ar.dest()...), cr.dest()...)...)
+	err := db.hot.QueryRow(ctx, lookupSessionQuery, id).Scan(append(append(sr.dest(), ar.dest()...), cr.dest()...)...)
 	if err != nil {
 		db.lostConnection(ctx, err)
 		return nil, nil, nil, mapError(err, "the session has ended; sign in again", "")
@@ -464,8 +485,13 @@ func (db *DB) Close() error {
 	if db.closed.Swap(true) {
 		return nil
 	}
-	db.pool.Close()
+	db.closePools()
 	return nil
+}
+
+func (db *DB) closePools() {
+	db.hot.Close()
+	db.pool.Close()
 }
 
 var errClosed = &certportal.Error{Code: certportal.Unavailable, Op: op, Message: "the database is closed"}

@@ -335,3 +335,39 @@ func TestUnavailableWhileDatabaseRefuses(t *testing.T) {
 		}
 	}
 }
+
+// TestHotReadsUseGenericPlans: the per-request reads run on connections
+// that plan their prepared statements once (plan_cache_mode
+// force_generic_plan), so PostgreSQL does not plan `= ANY($1)` anew per
+// execution; every other query keeps the server's default.
+func TestHotReadsUseGenericPlans(t *testing.T) {
+	db, _ := openFresh(t)
+	ctx := context.Background()
+	var hot, other string
+	if err := db.hot.QueryRow(ctx, "SHOW plan_cache_mode").Scan(&hot); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.pool.QueryRow(ctx, "SHOW plan_cache_mode").Scan(&other); err != nil {
+		t.Fatal(err)
+	}
+	if hot != "force_generic_plan" || other != "auto" {
+		t.Fatalf("plan_cache_mode: per-request reads %q, other queries %q; want force_generic_plan and auto", hot, other)
+	}
+	// The lookup still uses its indexes under a generic plan.
+	var plan string
+	rows, err := db.hot.Query(ctx, "EXPLAIN "+lookupQuery, []string{"AB"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			t.Fatal(err)
+		}
+		plan += line + "\n"
+	}
+	rows.Close()
+	if !strings.Contains(plan, "certificates_sha256") || strings.Contains(plan, "Seq Scan") {
+		t.Fatalf("the lookup's generic plan does not use the fingerprint index:\n%s", plan)
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"golang.org/x/crypto/ocsp"
 
 	"github.com/certportal/certportal/internal/loadgen"
@@ -147,6 +148,7 @@ func (r *report) hotPath(ctx context.Context, o options, fx *fixture) error {
 	}
 	var pserve *process
 	var pfx *fixture
+	var pgStatements func() float64
 	if dsn, drop, err := scratchPostgres(ctx, o.pgDSN); err != nil {
 		fmt.Println("PostgreSQL not reachable:", err)
 	} else {
@@ -161,11 +163,28 @@ func (r *report) hotPath(ctx context.Context, o options, fx *fixture) error {
 		if _, err := load(ctx, pfx, pserve.addr, "/api/whoami", 4, true, time.Second, nil, "", 200); err != nil {
 			return err
 		}
+		// Transactions in the scratch database, as PostgreSQL counts
+		// them (a lone statement is one), once its statistics are out.
+		pgStatements = func() float64 {
+			time.Sleep(11 * time.Second) // an idle backend reports its statistics within 10 s
+			c, err := pgx.Connect(ctx, dsn)
+			if err != nil {
+				return 0
+			}
+			defer c.Close(ctx)
+			var n float64
+			c.QueryRow(ctx, "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()").Scan(&n)
+			return n
+		}
 	}
 	step := func(name string, p *process, u string, body []byte, ctype string) (float64, error) {
 		fx := fx
 		if p == pserve {
 			fx = pfx // its own database knows its own client certificate
+		}
+		var stBefore float64
+		if p == pserve {
+			stBefore = pgStatements()
 		}
 		var profDone chan error
 		if prof != "" && p == pserve {
@@ -182,7 +201,7 @@ func (r *report) hotPath(ctx context.Context, o options, fx *fixture) error {
 		n := float64(res.Requests + res.Errors)
 		fmt.Printf("%-28s %8.0f /s  %6.1f µs CPU per request", name, res.Rate(), cpu.Seconds()*1e6/n)
 		if p == pserve {
-			fmt.Printf(", PostgreSQL's server processes %.1f µs", pgCPU.Seconds()*1e6/n)
+			fmt.Printf(", PostgreSQL's server processes %.1f µs, %.2f statements per request", pgCPU.Seconds()*1e6/n, (pgStatements()-stBefore-1)/n)
 		}
 		fmt.Println()
 		if profDone != nil {
