@@ -6,16 +6,22 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/certportal/certportal"
 )
 
-// tx is a certportal.Tx over one database/sql transaction.
+// tx is a certportal.Tx over one database/sql transaction: a View's, or
+// one member's turn in an Update's batch (group.go).
 type tx struct {
 	tx    *sql.Tx
 	stmts *stmtCache
 	local map[string]*sql.Stmt // queries prepared for this transaction only
+	// b is the batch of an Update, nil in a View. Its statements run
+	// with a context that is never cancelled (see use).
+	b     *batch
+	ended atomic.Bool // the member's turn is over: its tx takes no statement
 }
 
 var _ certportal.Tx = (*tx)(nil)
@@ -52,7 +58,33 @@ func (t *tx) fillCache(ctx context.Context) {
 	t.local = nil
 }
 
+// use returns the context to run a statement with, or why none may run.
+// In an Update's batch, an interrupted write would roll back the whole
+// shared transaction (sqlite3_interrupt), so the caller's ctx is checked
+// here and the statement runs without its cancellation; no statement runs
+// after the member's turn or once SQLite has ended the transaction by
+// itself (it would run, and commit, on its own).
+func (t *tx) use(ctx context.Context) (context.Context, error) {
+	if t.b == nil {
+		return ctx, nil
+	}
+	if t.ended.Load() {
+		return nil, sql.ErrTxDone
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := t.b.check(); err != nil {
+		return nil, err
+	}
+	return context.WithoutCancel(ctx), nil
+}
+
 func (t *tx) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	ctx, err := t.use(ctx)
+	if err != nil {
+		return nil, err
+	}
 	s, err := t.stmt(ctx, query)
 	if err != nil {
 		return nil, err
@@ -61,6 +93,10 @@ func (t *tx) exec(ctx context.Context, query string, args ...any) (sql.Result, e
 }
 
 func (t *tx) queryRow(ctx context.Context, query string, args ...any) *row {
+	ctx, err := t.use(ctx)
+	if err != nil {
+		return &row{err: err}
+	}
 	s, err := t.stmt(ctx, query)
 	if err != nil {
 		return &row{err: err}
@@ -69,6 +105,10 @@ func (t *tx) queryRow(ctx context.Context, query string, args ...any) *row {
 }
 
 func (t *tx) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	ctx, err := t.use(ctx)
+	if err != nil {
+		return nil, err
+	}
 	s, err := t.stmt(ctx, query)
 	if err != nil {
 		return nil, err
