@@ -133,7 +133,10 @@ func (b *batch) lose(err error) {
 // before it wrote. Concurrent Updates share one transaction and its commit
 // (group commit, above); each returns after that commit, with the commit's
 // error if it fails. If fn returns an error or panics, nothing it wrote is
-// kept and the other members go on; a panic is passed on after that.
+// kept and the other members go on; a panic is passed on after that. A
+// failed fn that ran after other members returns its error once their
+// commit is done, or the commit's error if that failed: fn may have
+// decided on their writes.
 //
 // fn must not call Update on the same store (it holds the turn: it would
 // wait for itself), and a View inside fn does not see fn's writes. Nor may
@@ -141,8 +144,15 @@ func (b *batch) lose(err error) {
 // waiting for the commit that waits for fn. ctx is checked before each of
 // fn's statements rather than interrupting one, since an interrupted write
 // rolls back the whole transaction, every member's (SQLite docs,
-// sqlite3_interrupt); an Update whose ctx ends while it waits for its turn
-// returns at once.
+// sqlite3_interrupt), and once more after fn: an Update whose ctx has
+// ended then is undone, as a transaction whose context ends before its
+// commit is. An Update whose ctx ends while it waits for its turn returns
+// at once.
+//
+// A commit waits for the fns of the batch's later members: a long fn (an
+// import of many accounts) delays the Updates that happened to go before
+// it in its batch by its length, where alone they would have committed
+// first.
 func (db *DB) Update(ctx context.Context, fn func(certportal.Tx) error) error {
 	if db.closed.Load() {
 		return errClosed
@@ -195,9 +205,7 @@ func (db *DB) Update(ctx context.Context, fn func(certportal.Tx) error) error {
 	}()
 	ferr := fn(t)
 	if ferr == nil {
-		// Ended meanwhile: not committed, as a transaction whose
-		// context ends before its commit is rolled back.
-		ferr = mapError(ctx.Err(), "", "")
+		ferr = mapError(ctx.Err(), "", "") // ended meanwhile: not committed
 	}
 	t.ended.Store(true)
 	finished = true
