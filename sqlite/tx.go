@@ -19,8 +19,9 @@ type tx struct {
 	stmts *stmtCache
 	local map[string]*sql.Stmt // queries prepared for this transaction only
 	// b is the batch of an Update, nil in a View. Its statements run
-	// with a context that is never cancelled (see use).
+	// with run, the Update's ctx without its cancellation (see use).
 	b     *batch
+	run   context.Context
 	ended atomic.Bool // the member's turn is over: its tx takes no statement
 }
 
@@ -61,9 +62,11 @@ func (t *tx) fillCache(ctx context.Context) {
 // use returns the context to run a statement with, or why none may run.
 // In an Update's batch, an interrupted write would roll back the whole
 // shared transaction (sqlite3_interrupt), so the caller's ctx is checked
-// here and the statement runs without its cancellation; no statement runs
-// after the member's turn or once SQLite has ended the transaction by
-// itself (it would run, and commit, on its own).
+// here and the statement runs with t.run, which never ends (made once per
+// member: the driver reads no values, and a context that can end costs it
+// a goroutine per statement); no statement runs after the member's turn or
+// once SQLite has ended the transaction by itself (it would run, and
+// commit, on its own).
 func (t *tx) use(ctx context.Context) (context.Context, error) {
 	if t.b == nil {
 		return ctx, nil
@@ -77,7 +80,7 @@ func (t *tx) use(ctx context.Context) (context.Context, error) {
 	if err := t.b.check(); err != nil {
 		return nil, err
 	}
-	return context.WithoutCancel(ctx), nil
+	return t.run, nil
 }
 
 func (t *tx) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
