@@ -59,6 +59,11 @@ func TestPragmas(t *testing.T) {
 	if err := db.read.QueryRowContext(ctx, "PRAGMA query_only").Scan(&qo); err != nil || qo != "1" {
 		t.Errorf("reader: query_only = %q (%v), want 1", qo, err)
 	}
+	// The savepoints' sub-journal stays in memory (dsn).
+	var ts string
+	if err := db.write.QueryRowContext(ctx, "PRAGMA temp_store").Scan(&ts); err != nil || ts != "2" {
+		t.Errorf("writer: temp_store = %q (%v), want 2 (MEMORY)", ts, err)
+	}
 }
 
 func TestReopenKeepsData(t *testing.T) {

@@ -6,16 +6,23 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/certportal/certportal"
 )
 
-// tx is a certportal.Tx over one database/sql transaction.
+// tx is a certportal.Tx over one database/sql transaction: a View's, or
+// one member's turn in an Update's batch (group.go).
 type tx struct {
 	tx    *sql.Tx
 	stmts *stmtCache
 	local map[string]*sql.Stmt // queries prepared for this transaction only
+	// b is the batch of an Update, nil in a View. Its statements run
+	// with run, the Update's ctx without its cancellation (see use).
+	b     *batch
+	run   context.Context
+	ended atomic.Bool // the member's turn is over: its tx takes no statement
 }
 
 var _ certportal.Tx = (*tx)(nil)
@@ -52,7 +59,35 @@ func (t *tx) fillCache(ctx context.Context) {
 	t.local = nil
 }
 
+// use returns the context to run a statement with, or why none may run.
+// In an Update's batch, an interrupted write would roll back the whole
+// shared transaction (sqlite3_interrupt), so the caller's ctx is checked
+// here and the statement runs with t.run, which never ends (made once per
+// member: the driver reads no values, and a context that can end costs it
+// a goroutine per statement); no statement runs after the member's turn or
+// once SQLite has ended the transaction by itself (it would run, and
+// commit, on its own).
+func (t *tx) use(ctx context.Context) (context.Context, error) {
+	if t.b == nil {
+		return ctx, nil
+	}
+	if t.ended.Load() {
+		return nil, sql.ErrTxDone
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := t.b.check(); err != nil {
+		return nil, err
+	}
+	return t.run, nil
+}
+
 func (t *tx) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	ctx, err := t.use(ctx)
+	if err != nil {
+		return nil, err
+	}
 	s, err := t.stmt(ctx, query)
 	if err != nil {
 		return nil, err
@@ -61,6 +96,10 @@ func (t *tx) exec(ctx context.Context, query string, args ...any) (sql.Result, e
 }
 
 func (t *tx) queryRow(ctx context.Context, query string, args ...any) *row {
+	ctx, err := t.use(ctx)
+	if err != nil {
+		return &row{err: err}
+	}
 	s, err := t.stmt(ctx, query)
 	if err != nil {
 		return &row{err: err}
@@ -69,6 +108,10 @@ func (t *tx) queryRow(ctx context.Context, query string, args ...any) *row {
 }
 
 func (t *tx) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	ctx, err := t.use(ctx)
+	if err != nil {
+		return nil, err
+	}
 	s, err := t.stmt(ctx, query)
 	if err != nil {
 		return nil, err

@@ -33,7 +33,8 @@ import (
 // and at the same concurrency, new-connection sign-ins (GET /api/whoami),
 // so the ratio is what enrollment costs on top of a handshake: the CSR's
 // signature check, the signature of the certificate, and the superseding
-// transaction (one SQLite commit, one fsync).
+// transaction (one SQLite commit and fsync for one client; concurrent
+// clients' transactions share commits, see sqlite/group.go).
 //
 // It runs on a data directory of its own, with renew_window as long as a
 // certificate lives so that a fresh certificate may be renewed at once,
