@@ -107,7 +107,7 @@ func (s *Server) handleCRL(get func() *x509.Certificate) http.HandlerFunc {
 
 // handleOCSPPost is POST /ocsp (RFC 6960 appendix A.1).
 func (s *Server) handleOCSPPost(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(r.Body) // bounded by the route (routes.go)
+	body, err := readBody(r) // bounded by the route (routes.go)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -120,6 +120,27 @@ func (s *Server) handleOCSPPost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.ocsp(w, r, body)
+}
+
+// readBody reads a request's body: at once into a buffer of its declared
+// length when there is one (an OCSP request is about 100 bytes), else as
+// io.ReadAll does. The route's MaxBytesReader bounds both.
+func readBody(r *http.Request) ([]byte, error) {
+	n := r.ContentLength
+	if n <= 0 || n > DefaultMaxBody {
+		return io.ReadAll(r.Body)
+	}
+	b := make([]byte, n+1) // one more, to see a body longer than declared
+	got, err := io.ReadFull(r.Body, b)
+	switch {
+	case err == io.ErrUnexpectedEOF && int64(got) == n:
+		return b[:n], nil
+	case err == nil:
+		return nil, errors.New("the body is longer than its Content-Length")
+	case err == io.ErrUnexpectedEOF || err == io.EOF:
+		return nil, io.ErrUnexpectedEOF
+	}
+	return nil, err
 }
 
 // handleOCSPGet is GET /ocsp/{request...}: escaped is the rest of the
@@ -225,10 +246,16 @@ func (s *Server) cacheOCSP(w http.ResponseWriter, r *http.Request, ans ca.OCSPAn
 	}
 }
 
+var (
+	headerOCSPResponse = []string{"application/ocsp-response"}
+	headerNoCache      = []string{"no-cache"}
+)
+
 func (s *Server) writeOCSP(w http.ResponseWriter, r *http.Request, code int, body []byte) {
-	w.Header().Set("Content-Type", "application/ocsp-response")
+	h := w.Header()
+	h["Content-Type"] = headerOCSPResponse
 	// Every answer reflects the database now; caches must not keep it.
-	w.Header().Set("Cache-Control", "no-cache")
+	h["Cache-Control"] = headerNoCache
 	w.WriteHeader(code)
 	if r.Method != http.MethodHead {
 		_, _ = w.Write(body)
