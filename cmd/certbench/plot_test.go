@@ -72,6 +72,35 @@ func TestRatiosPlot(t *testing.T) {
 	if err := writeRatios(path, nil); err == nil {
 		t.Error("no rows drew a plot")
 	}
+	// A ratio far past the axis (16×) runs to its end, and the axis stops
+	// at axisMax instead of squeezing the other bars.
+	r = &report{}
+	r.add("OCSP cached / raw", 16000, 1000, "/s", "≥ 1.0", true)
+	r.add("Kept-alive, SQLite / nginx", 21000, 28000, "/s", "≥ 0.80", false)
+	if err := writeRatios(path, r.rows); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const w, right, left = 1000, 30, 470
+	if c := color.RGBAModel.Convert(img.At(w-right-2, 50+13)).(color.RGBA); c != colMet {
+		t.Errorf("the 16× bar does not reach the axis's end: %v there", c)
+	}
+	// 0.75 of an axis that ends at 3 is a quarter of the plot's width.
+	x := left + int(0.75/axisMax*float64(w-left-right))
+	if c := color.RGBAModel.Convert(img.At(x-3, 50+26+13)).(color.RGBA); c != colNotMet {
+		t.Errorf("the 0.75 bar does not reach %d: %v there", x, c)
+	}
+	if c := color.RGBAModel.Convert(img.At(x+40, 50+26+13)).(color.RGBA); c == colNotMet {
+		t.Errorf("the 0.75 bar runs past %d", x+40)
+	}
 }
 
 // colorsIn decodes the PNG at path and returns its bounds and which of
