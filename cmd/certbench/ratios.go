@@ -85,7 +85,7 @@ func writeRatios(path string, rows []row) error {
 		}
 		end, text := px(math.Min(b.ratio, top)), strconv.FormatFloat(b.ratio, 'f', 2, 64)
 		if b.ratio > top {
-			text = "» " + text // past the axis
+			text = "> " + text // past the axis
 		}
 		draw.Draw(img, image.Rect(left, y+3, end, y+rowH-7), image.NewUniform(col), image.Point{}, draw.Src)
 		gx := px(b.goal)
