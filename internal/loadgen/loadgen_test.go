@@ -175,8 +175,10 @@ func TestRunPlainHTTP(t *testing.T) {
 	if res.Requests != 30 || res.Errors != 0 {
 		t.Fatalf("%d requests, %d errors (%v); want 30, 0", res.Requests, res.Errors, res.FirstError)
 	}
-	if got := conns.Load(); got != 3 {
-		t.Errorf("server saw %d connections, want 3", got)
+	// At most one connection per worker: 30 requests kept alive. (A worker
+	// that found no request left never connects, so fewer is right too.)
+	if got := conns.Load(); got < 1 || got > 3 {
+		t.Errorf("server saw %d connections for 30 requests, want 1 to 3", got)
 	}
 }
 
