@@ -59,6 +59,20 @@ type batch[V any] struct {
 	err  error
 }
 
+// read is the per-request read of key through b: the store's own cache
+// when it keeps one and can vouch for the row (certportal.CachedStore;
+// cached picks Lookup's or Statuses' side of it), else a read shared with
+// the requests that arrived meanwhile, readsAtOnce(store) at a time.
+func read[V any](ctx context.Context, store certportal.Store, b *batcher[V], key string,
+	cached func(certportal.CachedStore, string) (V, bool), fetch readFunc[V]) (V, bool, error) {
+	if cs, ok := store.(certportal.CachedStore); ok {
+		if v, hit := cached(cs, key); hit {
+			return v, true, nil
+		}
+	}
+	return b.get(ctx, key, readsAtOnce(store), fetch)
+}
+
 // readFunc reads the values of keys in one statement.
 type readFunc[V any] func(ctx context.Context, keys []string) (map[string]V, error)
 

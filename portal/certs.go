@@ -288,16 +288,9 @@ func (s *Service) OCSP(ctx context.Context, der []byte) (ca.OCSPAnswer, error) {
 		// The store's cache, else one statement shared by the requests
 		// that arrived before it started (batch.go), as the sign-in's
 		// lookup.
-		serial := certportal.FormatSerial(req.Serial)
-		var c *certportal.Certificate
-		ok := false
-		if cs, cached := s.Store.(certportal.CachedStore); cached {
-			c, ok = cs.CachedStatus(serial)
-		}
-		if !ok {
-			if c, ok, err = s.statuses.get(ctx, serial, readsAtOnce(s.Store), s.Store.Statuses); err != nil {
-				return ca.OCSPAnswer{}, err
-			}
+		c, ok, err := read(ctx, s.Store, &s.statuses, certportal.FormatSerial(req.Serial), certportal.CachedStore.CachedStatus, s.Store.Statuses)
+		if err != nil {
+			return ca.OCSPAnswer{}, err
 		}
 		// The CertID names one issuing CA; a serial of another is
 		// "unknown" to it.

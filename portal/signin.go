@@ -264,17 +264,10 @@ func (s *Service) lookupCert(ctx context.Context, fp string) (_ *certportal.Acco
 		}
 	}()
 	// The store's cache when it can vouch that nothing committed since
-	// (sqlite), else one statement, one round trip, shared by the
-	// requests that arrived before it started (batch.go): this runs on
-	// every request that presents a certificate.
-	fp = strings.ToUpper(fp)
-	found, ok := certportal.Found{}, false
-	if cs, cached := s.Store.(certportal.CachedStore); cached {
-		found, ok = cs.CachedLookup(fp)
-	}
-	if !ok {
-		found, ok, err = s.lookups.get(ctx, fp, readsAtOnce(s.Store), s.Store.Lookup)
-	}
+	// (sqlite), else one statement shared by the requests that arrived
+	// before it started (batch.go): this runs on every request that
+	// presents a certificate.
+	found, ok, err := read(ctx, s.Store, &s.lookups, strings.ToUpper(fp), certportal.CachedStore.CachedLookup, s.Store.Lookup)
 	c, acc := found.Cert, found.Account
 	switch {
 	case err != nil:
