@@ -29,6 +29,22 @@ func openTemp(t testing.TB) *DB {
 	return db
 }
 
+// openPair opens two stores on one new file, as two processes would.
+func openPair(t testing.TB) [2]*DB {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "shared.db")
+	var dbs [2]*DB
+	for i := range dbs {
+		db, err := Open(context.Background(), path, i == 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		dbs[i] = db
+	}
+	return dbs
+}
+
 func TestStore(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) certportal.Store { return openTemp(t) })
 }
@@ -402,20 +418,11 @@ func TestQueryPlans(t *testing.T) {
 }
 
 // TestLookupSeesOtherHandle: Lookup's cache (lookupcache.go) answers only
-// while data_version says nothing committed; a change committed through a
-// second store on the file, as `certportal cert revoke` in another process
-// would, is seen at the next call.
+// while nothing has committed; a change committed through a second store
+// on the file, as `certportal cert revoke` in another process would, is
+// seen at the next call.
 func TestLookupSeesOtherHandle(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "shared.db")
-	var dbs [2]*DB
-	for i := range dbs {
-		db, err := Open(context.Background(), path, i == 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
-		dbs[i] = db
-	}
+	dbs := openPair(t)
 	// The store's own writer, another connection of the same process,
 	// is covered by storetest's Lookup test.
 	storetest.LookupSeesOtherStore(t, dbs[0], dbs[1])

@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -79,17 +78,9 @@ func TestWALIndexHeaderMovesWithEveryCommit(t *testing.T) {
 // TestLookupWithoutWALIndex: where the wal-index cannot be read, the cache
 // falls back to data_version and still sees another store's commit.
 func TestLookupWithoutWALIndex(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "shared.db")
-	var dbs [2]*DB
-	for i := range dbs {
-		db, err := Open(context.Background(), path, i == 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
-		lookupOnce(t, db)
-		dbs[i] = db
-	}
+	dbs := openPair(t)
+	lookupOnce(t, dbs[0])
+	lookupOnce(t, dbs[1])
 	if dbs[0].cache.wal != dbs[1].cache.wal {
 		t.Fatal("two stores on one file mapped its wal-index twice")
 	}
@@ -103,17 +94,8 @@ func TestLookupWithoutWALIndex(t *testing.T) {
 // closing one store closed the file while another store of the process
 // had it open, that store's locks on it (seen in /proc/locks) would go.
 func TestWALIndexKeepsSQLitesLocks(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "shared.db")
-	a, err := Open(context.Background(), path, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	b, err := Open(context.Background(), path, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	dbs := openPair(t)
+	a, b, path := dbs[0], dbs[1], dbs[0].path
 	lookupOnce(t, a)
 	lookupOnce(t, b)
 	w := a.cache.wal
