@@ -249,10 +249,9 @@ func (r *report) ocspFigure(ctx context.Context, o options, fx *fixture, serve, 
 	return r.ocspPlain(ctx, o, fx, serve, ngx, reqDER)
 }
 
-// ocspPlain measures POST /ocsp over plain HTTP (the URL in the
-// certificates' AIA, served on --http-listen), kept-alive, against nginx
-// answering the same POST with the answer certportal gave, as a file.
-func (r *report) ocspPlain(ctx context.Context, o options, fx *fixture, serve, ngx *process, reqDER []byte) error {
+// ocspAnswerFile asks serve over plain HTTP for the answer to reqDER,
+// checks that it says "good", and writes it where nginx serves it.
+func ocspAnswerFile(fx *fixture, serve *process, reqDER []byte) error {
 	resp, err := http.Post("http://"+serve.plain+"/ocsp", "application/ocsp-request", bytes.NewReader(reqDER))
 	if err != nil {
 		return err
@@ -265,7 +264,14 @@ func (r *report) ocspPlain(ctx context.Context, o options, fx *fixture, serve, n
 	if a, err := ocsp.ParseResponse(answer, nil); err != nil || a.Status != ocsp.Good {
 		return fmt.Errorf("the OCSP answer over plain HTTP is not \"good\" (%v)", err)
 	}
-	if err := os.WriteFile(filepath.Join(fx.work, "nginx", "ocsp"), answer, 0o644); err != nil {
+	return os.WriteFile(filepath.Join(fx.work, "nginx", "ocsp"), answer, 0o644)
+}
+
+// ocspPlain measures POST /ocsp over plain HTTP (the URL in the
+// certificates' AIA, served on --http-listen), kept-alive, against nginx
+// answering the same POST with the answer certportal gave, as a file.
+func (r *report) ocspPlain(ctx context.Context, o options, fx *fixture, serve, ngx *process, reqDER []byte) error {
+	if err := ocspAnswerFile(fx, serve, reqDER); err != nil {
 		return err
 	}
 	c := keptAliveConc

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -27,24 +28,15 @@ func (r *report) keptAlive(ctx context.Context, o options, fx *fixture, serve, n
 	r.add(fmt.Sprintf("Sign-in by certificate, kept-alive connections, c=%d (revocation lookup per request), SQLite / nginx mTLS kept-alive, static answer", c), pr.Rate(), nr.Rate(), "/s", "≥ 0.80", pr.Rate() >= 0.8*nr.Rate())
 	r.notes = append(r.notes, fmt.Sprintf("Kept-alive c=%d: certportal (SQLite) p99 %v, nginx p99 %v.", c, pr.Latency.Quantile(0.99).Round(time.Microsecond), nr.Latency.Quantile(0.99).Round(time.Microsecond)))
 	what := fmt.Sprintf("Sign-in by certificate, kept-alive connections, c=%d, PostgreSQL (one replica) / the same on SQLite", c)
-	dsn, drop, err := scratchPostgres(ctx, o.pgDSN)
-	if err != nil {
-		r.addMissing(what, "PostgreSQL not reachable: "+err.Error())
+	_, stop, pserve, pfx, err := startPostgresServe(ctx, o, fx)
+	if errors.Is(err, errNoPostgres) {
+		r.addMissing(what, err.Error())
 		return nil
 	}
-	defer drop()
-	pfx, err := makeFixture(ctx, fx.binary, fx.work, "pgdata", dsn)
 	if err != nil {
 		return err
 	}
-	pserve, err := pfx.startServe(ctx)
-	if err != nil {
-		return err
-	}
-	defer pserve.stop()
-	if _, err := load(ctx, pfx, pserve.addr, "/api/whoami", 4, true, time.Second, nil, "", 200); err != nil {
-		return err
-	}
+	defer stop()
 	pg, err := load(ctx, pfx, pserve.addr, "/api/whoami", c, true, o.step, nil, "", 200)
 	if err != nil {
 		return err

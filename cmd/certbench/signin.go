@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -57,22 +58,12 @@ func loadURL(ctx context.Context, fx *fixture, u string, conc int, keep bool, d 
 // signIns runs the sweep of GET /api/whoami by client certificate on new
 // connections against nginx, then the kept-alive figure and OCSP.
 func (r *report) signIns(ctx context.Context, o options, fx *fixture) error {
-	serve, err := fx.startServe(ctx)
+	serve, ngx, err := startBoth(ctx, o, fx, false)
 	if err != nil {
 		return err
 	}
 	defer serve.stop()
-	ngx, err := fx.startNginx(ctx, o.nginx, runtime.NumCPU())
-	if err != nil {
-		return err
-	}
 	defer ngx.stop()
-	// Warm both up (first connections, page faults, CPU frequency).
-	for _, p := range []*process{serve, ngx} {
-		if _, err := load(ctx, fx, p.addr, "/api/whoami", 4, false, time.Second, nil, "", 200); err != nil {
-			return err
-		}
-	}
 	best := point{}
 	for _, c := range o.conc {
 		pr, err := load(ctx, fx, serve.addr, "/api/whoami", c, false, o.step, nil, "", 200)
@@ -106,6 +97,53 @@ func (r *report) signIns(ctx context.Context, o options, fx *fixture) error {
 	return r.ocspFigure(ctx, o, fx, serve, ngx, reqDER)
 }
 
+// startBoth starts serve and nginx on fx and warms both up (first
+// connections, page faults, CPU frequency) on kept-alive or new
+// connections.
+func startBoth(ctx context.Context, o options, fx *fixture, keep bool) (serve, ngx *process, err error) {
+	if serve, err = fx.startServe(ctx); err != nil {
+		return nil, nil, err
+	}
+	if ngx, err = fx.startNginx(ctx, o.nginx, runtime.NumCPU()); err != nil {
+		serve.stop()
+		return nil, nil, err
+	}
+	for _, p := range []*process{serve, ngx} {
+		if _, err = load(ctx, fx, p.addr, "/api/whoami", 4, keep, time.Second, nil, "", 200); err != nil {
+			serve.stop()
+			ngx.stop()
+			return nil, nil, err
+		}
+	}
+	return serve, ngx, nil
+}
+
+// errNoPostgres is startPostgresServe's error when the server does not
+// answer: the figure is then reported missing, not failed.
+var errNoPostgres = errors.New("PostgreSQL not reachable")
+
+// startPostgresServe makes a scratch database on o's PostgreSQL server, a
+// fixture on it (its own client certificate), and a serve on it, warmed up
+// on kept-alive connections; stop stops serve and drops the database.
+func startPostgresServe(ctx context.Context, o options, fx *fixture, extra ...string) (dsn string, stop func(), serve *process, pfx *fixture, err error) {
+	dsn, drop, err := scratchPostgres(ctx, o.pgDSN)
+	if err != nil {
+		return "", nil, nil, nil, fmt.Errorf("%w: %v", errNoPostgres, err)
+	}
+	if pfx, err = makeFixture(ctx, fx.binary, fx.work, "pgdata", dsn); err == nil {
+		if serve, err = pfx.startServe(ctx, extra...); err == nil {
+			if _, err = load(ctx, pfx, serve.addr, "/api/whoami", 4, true, time.Second, nil, "", 200); err != nil {
+				serve.stop()
+			}
+		}
+	}
+	if err != nil {
+		drop()
+		return "", nil, nil, nil, err
+	}
+	return dsn, func() { serve.stop(); drop() }, serve, pfx, nil
+}
+
 // hotPath is -hot: the kept-alive whoami and the OCSP-over-plain-HTTP
 // steps alone, certportal beside nginx, printed with each side's CPU time
 // per request (its processes' user+system time over the step / requests):
@@ -124,45 +162,29 @@ func (r *report) hotPath(ctx context.Context, o options, fx *fixture) error {
 		}
 		extra = []string{"--metrics-listen", metrics, "--pprof"}
 	}
-	serve, err := fx.startServe(ctx)
+	serve, ngx, err := startBoth(ctx, o, fx, true)
 	if err != nil {
 		return err
 	}
 	defer serve.stop()
-	ngx, err := fx.startNginx(ctx, o.nginx, runtime.NumCPU())
-	if err != nil {
-		return err
-	}
 	defer ngx.stop()
-	for _, p := range []*process{serve, ngx} {
-		if _, err := load(ctx, fx, p.addr, "/api/whoami", 4, true, time.Second, nil, "", 200); err != nil {
-			return err
-		}
-	}
 	reqDER, err := ocsp.CreateRequest(fx.leaf, fx.issuing, &ocsp.RequestOptions{Hash: crypto.SHA1})
 	if err != nil {
 		return err
 	}
-	if err := r.ocspPlain(ctx, o, fx, serve, ngx, reqDER); err != nil { // writes nginx's answer file
+	if err := ocspAnswerFile(fx, serve, reqDER); err != nil {
 		return err
 	}
 	var pserve *process
 	var pfx *fixture
 	var pgStatements func() float64
-	if dsn, drop, err := scratchPostgres(ctx, o.pgDSN); err != nil {
-		fmt.Println("PostgreSQL not reachable:", err)
+	if dsn, stop, p, pf, err := startPostgresServe(ctx, o, fx, extra...); errors.Is(err, errNoPostgres) {
+		fmt.Println(err)
+	} else if err != nil {
+		return err
 	} else {
-		defer drop()
-		if pfx, err = makeFixture(ctx, fx.binary, fx.work, "pgdata", dsn); err != nil {
-			return err
-		}
-		if pserve, err = pfx.startServe(ctx, extra...); err != nil {
-			return err
-		}
-		defer pserve.stop()
-		if _, err := load(ctx, pfx, pserve.addr, "/api/whoami", 4, true, time.Second, nil, "", 200); err != nil {
-			return err
-		}
+		defer stop()
+		pserve, pfx = p, pf
 		// Transactions in the scratch database, as PostgreSQL counts
 		// them (a lone statement is one), once its statistics are out.
 		pgStatements = func() float64 {
