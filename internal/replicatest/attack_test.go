@@ -31,16 +31,25 @@ type attackPortal struct {
 
 func (p *attackPortal) at(i int) *replica { return p.replicas[i%len(p.replicas)] }
 
-func newAttackPortal(t *testing.T, db string, userID, password string) *attackPortal {
+// initReplicated runs `certportal init` on a new data directory for db
+// ("sqlite" or "postgres", on a fresh database) and says how many
+// replicas to run on it: one on SQLite, two on PostgreSQL.
+func initReplicated(t *testing.T, db string) (data string, replicas int) {
 	t.Helper()
-	data := filepath.Join(t.TempDir(), "data")
+	data = filepath.Join(t.TempDir(), "data")
 	args := []string{"init", "--data", data}
-	n := 1
+	replicas = 1
 	if db == "postgres" {
 		args = append(args, "--db", pgtest.FreshDatabase(t))
-		n = 2
+		replicas = 2
 	}
 	run(t, "", args...)
+	return data, replicas
+}
+
+func newAttackPortal(t *testing.T, db string, userID, password string) *attackPortal {
+	t.Helper()
+	data, n := initReplicated(t, db)
 	run(t, password+"\n", "user", "add", "--data", data, "--id", userID, "--email", userID+"@example.com", "--password-file", "-")
 	p := &attackPortal{data: data}
 	for i := range n {

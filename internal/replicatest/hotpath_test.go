@@ -16,7 +16,6 @@ import (
 	"golang.org/x/crypto/ocsp"
 	"software.sslmate.com/src/go-pkcs12"
 
-	"github.com/certportal/certportal/internal/pgtest"
 )
 
 // TestRevokeByCLIUnderLoad: the per-request reads are shared by concurrent
@@ -29,14 +28,7 @@ import (
 // connections that were answered "good" just before, and OCSP says revoked.
 func TestRevokeByCLIUnderLoad(t *testing.T) {
 	eachDB(t, func(t *testing.T, db string) {
-		data := filepath.Join(t.TempDir(), "data")
-		args := []string{"init", "--data", data}
-		n := 1
-		if db == "postgres" {
-			args = append(args, "--db", pgtest.FreshDatabase(t))
-			n = 2
-		}
-		run(t, "", args...)
+		data, n := initReplicated(t, db)
 		run(t, "", "user", "add", "--data", data, "--id", "carol", "--email", "carol@example.com")
 		p12path := filepath.Join(t.TempDir(), "carol.p12")
 		const p12pw = "carol's p12 password"
