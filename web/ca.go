@@ -2,6 +2,7 @@ package web
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
@@ -113,14 +114,17 @@ func (s *Server) handleOCSPPost(w http.ResponseWriter, r *http.Request) {
 		if errors.As(err, &mbe) {
 			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 			w.WriteHeader(http.StatusRequestEntityTooLarge)
-			_, _ = w.Write([]byte("the OCSP request is too large\n"))
+			_, _ = w.Write([]byte(ocspTooLarge))
 			return
 		}
-		s.writeOCSP(w, r, http.StatusOK, ocsp.MalformedRequestErrorResponse)
+		s.writeOCSP(w, r, ocspReplyOf(http.StatusOK, ocsp.MalformedRequestErrorResponse))
 		return
 	}
-	s.ocsp(w, r, body)
+	s.writeOCSP(w, r, s.ocspReply(r.Context(), r.Method, body, ""))
 }
+
+// ocspTooLarge is the answer to an OCSP POST over the body limit (413).
+const ocspTooLarge = "the OCSP request is too large\n"
 
 // readBody reads a request's body: at once into a buffer of its declared
 // length when there is one (an OCSP request is about 100 bytes), else as
@@ -160,12 +164,16 @@ func (s *Server) handleOCSPGet(w http.ResponseWriter, r *http.Request, escaped s
 		})
 		return
 	}
+	s.writeOCSP(w, r, s.ocspGetReply(r.Context(), r.Method, escaped, r.Header.Get("If-None-Match")))
+}
+
+// ocspGetReply is the answer to GET or HEAD /ocsp/{escaped}.
+func (s *Server) ocspGetReply(ctx context.Context, method, escaped, ifNoneMatch string) ocspReply {
 	der, ok := decodeOCSPPath(escaped)
 	if !ok {
-		s.writeOCSP(w, r, http.StatusOK, ocsp.MalformedRequestErrorResponse)
-		return
+		return ocspReplyOf(http.StatusOK, ocsp.MalformedRequestErrorResponse)
 	}
-	s.ocsp(w, r, der)
+	return s.ocspReply(ctx, method, der, ifNoneMatch)
 }
 
 // decodeOCSPPath decodes the base64 of an OCSP GET request.
@@ -188,27 +196,52 @@ func decodeOCSPPath(escaped string) ([]byte, bool) {
 	return nil, false
 }
 
-// ocsp answers an OCSP request. A request that cannot be parsed gets the
-// malformedRequest response with HTTP 200, as RFC 6960 (section 2.3) has
-// the status travel inside the OCSP response; a database failure gets
-// tryLater with 503.
-func (s *Server) ocsp(w http.ResponseWriter, r *http.Request, der []byte) {
-	ans, err := s.Svc.OCSP(r.Context(), der)
+// ocspReply is the HTTP answer to an OCSP request, made once for both
+// servers that send it: net/http on the HTTPS listener (writeOCSP) and
+// the plain-HTTP listener's (plainserver.go). Header values are shared
+// and only read.
+type ocspReply struct {
+	code   int
+	header []headerValue // besides the security headers
+	body   []byte        // nil for 304
+}
+
+type headerValue struct {
+	key string   // canonical
+	val []string // one element
+}
+
+// ocspReplyOf is a reply that caches must not keep: every answer reflects
+// the database now.
+func ocspReplyOf(code int, body []byte) ocspReply {
+	return ocspReply{code: code, header: ocspNoCache, body: body}
+}
+
+var ocspNoCache = []headerValue{
+	{"Content-Type", []string{"application/ocsp-response"}},
+	{"Cache-Control", []string{"no-cache"}},
+}
+
+// ocspReply answers an OCSP request. A request that cannot be parsed gets
+// the malformedRequest response with HTTP 200, as RFC 6960 (section 2.3)
+// has the status travel inside the OCSP response; a database failure gets
+// tryLater with 503. ifNoneMatch is the GET's If-None-Match.
+func (s *Server) ocspReply(ctx context.Context, method string, der []byte, ifNoneMatch string) ocspReply {
+	ans, err := s.Svc.OCSP(ctx, der)
 	switch code := certportal.ErrorCodeOf(err); code {
 	case "":
-		if r.Method != http.MethodPost && ans.Cacheable {
-			s.cacheOCSP(w, r, ans)
-			return
+		if method != http.MethodPost && ans.Cacheable {
+			return s.cacheableOCSP(ans, ifNoneMatch)
 		}
-		s.writeOCSP(w, r, http.StatusOK, ans.DER)
+		return ocspReplyOf(http.StatusOK, ans.DER)
 	case certportal.Invalid:
-		s.writeOCSP(w, r, http.StatusOK, ocsp.MalformedRequestErrorResponse)
+		return ocspReplyOf(http.StatusOK, ocsp.MalformedRequestErrorResponse)
 	case certportal.Unavailable:
 		s.Log.Warn("OCSP: database unavailable", "err", err)
-		s.writeOCSP(w, r, http.StatusServiceUnavailable, ocsp.TryLaterErrorResponse)
+		return ocspReplyOf(http.StatusServiceUnavailable, ocsp.TryLaterErrorResponse)
 	default:
 		s.Log.Error("OCSP request failed", "err", err)
-		s.writeOCSP(w, r, http.StatusInternalServerError, ocsp.InternalErrorErrorResponse)
+		return ocspReplyOf(http.StatusInternalServerError, ocsp.InternalErrorErrorResponse)
 	}
 }
 
@@ -217,47 +250,42 @@ func (s *Server) ocsp(w http.ResponseWriter, r *http.Request, der []byte) {
 // answer is kept past its nextUpdate.
 const ocspMaxAge = time.Hour
 
-// cacheOCSP answers an OCSP GET whose response is the same for everyone
-// (no nonce) so that HTTP caches and CDNs can serve it (RFC 5019 section
-// 6): max-age up to nextUpdate, an ETag of the response, Last-Modified its
-// thisUpdate, and 304 for a client that has it already.
-func (s *Server) cacheOCSP(w http.ResponseWriter, r *http.Request, ans ca.OCSPAnswer) {
+// cacheableOCSP answers an OCSP GET whose response is the same for
+// everyone (no nonce) so that HTTP caches and CDNs can serve it (RFC 5019
+// section 6): max-age up to nextUpdate, an ETag of the response,
+// Last-Modified its thisUpdate, and 304 for a client that has it already.
+func (s *Server) cacheableOCSP(ans ca.OCSPAnswer, ifNoneMatch string) ocspReply {
 	sum := sha256.Sum256(ans.DER)
 	etag := `"` + hex.EncodeToString(sum[:16]) + `"`
 	age := min(ans.NextUpdate.Sub(s.Svc.Time()), ocspMaxAge)
-	h := w.Header()
-	h.Set("ETag", etag)
-	h.Set("Last-Modified", ans.ThisUpdate.UTC().Format(http.TimeFormat))
+	h := []headerValue{
+		{"Etag", []string{etag}},
+		{"Last-Modified", []string{ans.ThisUpdate.UTC().Format(http.TimeFormat)}},
+	}
 	if age <= 0 {
-		h.Set("Cache-Control", "no-cache")
+		h = append(h, headerValue{"Cache-Control", []string{"no-cache"}})
 	} else {
-		h.Set("Cache-Control", fmt.Sprintf("max-age=%d, public, no-transform, must-revalidate", int(age/time.Second)))
-		h.Set("Expires", s.Svc.Time().Add(age).UTC().Format(http.TimeFormat))
+		h = append(h,
+			headerValue{"Cache-Control", []string{fmt.Sprintf("max-age=%d, public, no-transform, must-revalidate", int(age/time.Second))}},
+			headerValue{"Expires", []string{s.Svc.Time().Add(age).UTC().Format(http.TimeFormat)}})
 	}
-	if match := r.Header.Get("If-None-Match"); match != "" && (match == etag || match == "*") {
-		w.WriteHeader(http.StatusNotModified)
-		return
+	if ifNoneMatch != "" && (ifNoneMatch == etag || ifNoneMatch == "*") {
+		return ocspReply{code: http.StatusNotModified, header: h}
 	}
-	h.Set("Content-Type", "application/ocsp-response")
-	h.Set("Content-Length", strconv.Itoa(len(ans.DER)))
-	w.WriteHeader(http.StatusOK)
-	if r.Method != http.MethodHead {
-		_, _ = w.Write(ans.DER)
-	}
+	h = append(h,
+		headerValue{"Content-Type", []string{"application/ocsp-response"}},
+		headerValue{"Content-Length", []string{strconv.Itoa(len(ans.DER))}})
+	return ocspReply{code: http.StatusOK, header: h, body: ans.DER}
 }
 
-var (
-	headerOCSPResponse = []string{"application/ocsp-response"}
-	headerNoCache      = []string{"no-cache"}
-)
-
-func (s *Server) writeOCSP(w http.ResponseWriter, r *http.Request, code int, body []byte) {
+// writeOCSP sends rep through net/http; HEAD gets the headers alone.
+func (s *Server) writeOCSP(w http.ResponseWriter, r *http.Request, rep ocspReply) {
 	h := w.Header()
-	h["Content-Type"] = headerOCSPResponse
-	// Every answer reflects the database now; caches must not keep it.
-	h["Cache-Control"] = headerNoCache
-	w.WriteHeader(code)
-	if r.Method != http.MethodHead {
-		_, _ = w.Write(body)
+	for _, hv := range rep.header {
+		h[hv.key] = hv.val
+	}
+	w.WriteHeader(rep.code)
+	if r.Method != http.MethodHead && rep.body != nil {
+		_, _ = w.Write(rep.body)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	stdlog "log"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -43,7 +44,7 @@ type env struct {
 	svc    *portal.Service
 	web    *web.Server
 	srv    *httptest.Server // HTTPS, Handler
-	caSrv  *httptest.Server // plain HTTP, CAHandler
+	caSrv  plainListener    // plain HTTP, PlainServer as serve runs it
 	outbox string
 	roots  *x509.CertPool
 
@@ -77,8 +78,7 @@ func newEnv(t *testing.T) *env {
 	e.srv.Config.ErrorLog = stdlog.New(io.Discard, "", 0)  // handshakes cut short by tests
 	e.srv.StartTLS()
 	t.Cleanup(e.srv.Close)
-	e.caSrv = httptest.NewServer(e.web.CAHandler())
-	t.Cleanup(e.caSrv.Close)
+	e.caSrv = startPlain(t, e.web)
 
 	e.roots = x509.NewCertPool()
 	e.roots.AddCert(e.pki.Root)
@@ -326,4 +326,29 @@ func run(t *testing.T, name string, args ...string) (string, error) {
 	t.Helper()
 	out, err := exec.Command(name, args...).CombinedOutput()
 	return string(out), err
+}
+
+// plainListener is a running plain-HTTP listener.
+type plainListener struct{ URL string }
+
+// startPlain serves w's plain-HTTP listener as serve does (PlainServer on
+// a real socket) until the test ends.
+func startPlain(t testing.TB, w *web.Server) plainListener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := w.PlainServer(func(string, ...any) {})
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		if err := srv.Shutdown(); err != nil {
+			t.Errorf("plain listener shutdown: %v", err)
+		}
+		if err := <-done; err != nil {
+			t.Errorf("plain listener: %v", err)
+		}
+	})
+	return plainListener{URL: "http://" + ln.Addr().String()}
 }

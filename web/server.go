@@ -54,8 +54,10 @@ func New(svc *portal.Service, log *slog.Logger) *Server {
 }
 
 // requestHost is the host name a request was sent to, without its port.
-func requestHost(r *http.Request) string {
-	h := r.Host
+func requestHost(r *http.Request) string { return hostOnly(r.Host) }
+
+// hostOnly is a Host header's host, without its port.
+func hostOnly(h string) string {
 	if host, _, err := net.SplitHostPort(h); err == nil {
 		h = host
 	}

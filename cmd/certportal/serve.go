@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/valyala/fasthttp"
 
 	"github.com/certportal/certportal"
 	"github.com/certportal/certportal/ca"
@@ -119,7 +120,7 @@ func (a *app) serve(ctx context.Context, o serveOptions, ready func(e *env, http
 	select {
 	case <-ctx.Done():
 	case err := <-errc:
-		if !errors.Is(err, http.ErrServerClosed) {
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("listener failed", "err", err)
 		}
 	}
@@ -127,7 +128,7 @@ func (a *app) serve(ctx context.Context, o serveOptions, ready func(e *env, http
 	stopBG()
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	err = errors.Join(servers.https.Shutdown(sctx), servers.plain.Shutdown(sctx))
+	err = errors.Join(servers.https.Shutdown(sctx), servers.plain.ShutdownWithContext(sctx))
 	// The last records are signed as serve stops.
 	if _, cerr := e.svc.Checkpoint(sctx); cerr != nil {
 		log.Warn("the final audit checkpoint failed", "err", cerr)
@@ -196,7 +197,8 @@ func serveMetrics(e *env, o serveOptions, log *slog.Logger, wg *sync.WaitGroup) 
 // servers are the two listeners of the portal and their HTTP servers.
 type servers struct {
 	lnTLS, lnHTTP net.Listener
-	https, plain  *http.Server
+	https         *http.Server
+	plain         *fasthttp.Server // web.PlainServer
 }
 
 // listen opens the HTTPS and plain-HTTP listeners.
@@ -226,11 +228,7 @@ func listen(e *env, o serveOptions, srv *web.Server, certs *web.CertReloader, lo
 			ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second,
 			IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,
 		},
-		plain: &http.Server{
-			Handler: srv.CAHandler(), ErrorLog: errLog,
-			ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second,
-			IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,
-		},
+		plain: srv.PlainServer(errLog.Printf),
 	}, nil
 }
 
