@@ -100,8 +100,8 @@ func (r *report) signIns(ctx context.Context, o options, fx *fixture) error {
 // startBoth starts serve and nginx on fx and warms both up (first
 // connections, page faults, CPU frequency) on kept-alive or new
 // connections.
-func startBoth(ctx context.Context, o options, fx *fixture, keep bool) (serve, ngx *process, err error) {
-	if serve, err = fx.startServe(ctx); err != nil {
+func startBoth(ctx context.Context, o options, fx *fixture, keep bool, extra ...string) (serve, ngx *process, err error) {
+	if serve, err = fx.startServe(ctx, extra...); err != nil {
 		return nil, nil, err
 	}
 	if ngx, err = fx.startNginx(ctx, o.nginx, runtime.NumCPU()); err != nil {
@@ -149,20 +149,28 @@ func startPostgresServe(ctx context.Context, o options, fx *fixture, extra ...st
 // per request (its processes' user+system time over the step / requests):
 // a figure that moves much less than the rates when other work shares the
 // cores, for trying a change to the hot path in a minute. With
-// CERTBENCH_PROFILE=FILE, the PostgreSQL serve runs with --pprof and FILE
-// gets a CPU profile of its kept-alive step.
+// CERTBENCH_PROFILE=PREFIX, both serves run with --pprof and each
+// certportal step of the first round leaves a CPU profile of most of its
+// length in PREFIX-whoami-sqlite.prof, PREFIX-ocsp-plain.prof and
+// PREFIX-whoami-postgres.prof.
 func (r *report) hotPath(ctx context.Context, o options, fx *fixture) error {
 	prof := os.Getenv("CERTBENCH_PROFILE")
-	var extra []string
-	var metrics string
-	if prof != "" {
-		var err error
-		if metrics, err = freeAddr(); err != nil {
-			return err
+	pprofArgs := func() ([]string, string, error) {
+		if prof == "" {
+			return nil, "", nil
 		}
-		extra = []string{"--metrics-listen", metrics, "--pprof"}
+		m, err := freeAddr()
+		return []string{"--metrics-listen", m, "--pprof"}, m, err
 	}
-	serve, ngx, err := startBoth(ctx, o, fx, true)
+	extra, metrics, err := pprofArgs()
+	if err != nil {
+		return err
+	}
+	sqliteExtra, sqliteMetrics, err := pprofArgs()
+	if err != nil {
+		return err
+	}
+	serve, ngx, err := startBoth(ctx, o, fx, true, sqliteExtra...)
 	if err != nil {
 		return err
 	}
@@ -199,6 +207,8 @@ func (r *report) hotPath(ctx context.Context, o options, fx *fixture) error {
 			return n
 		}
 	}
+	round := 0
+	profTags := map[string]string{"kept-alive whoami certportal": "whoami-sqlite", "OCSP plain certportal": "ocsp-plain", "kept-alive whoami PostgreSQL": "whoami-postgres"}
 	step := func(name string, p *process, u string, body []byte, ctype string) (float64, error) {
 		fx := fx
 		if p == pserve {
@@ -209,9 +219,16 @@ func (r *report) hotPath(ctx context.Context, o options, fx *fixture) error {
 			stBefore = pgStatements()
 		}
 		var profDone chan error
-		if prof != "" && p == pserve {
+		if tag := profTags[name]; prof != "" && round == 0 && tag != "" {
+			m, file := sqliteMetrics, prof+"-"+tag+".prof"
+			if p == pserve {
+				m = metrics
+			}
+			secs := max(1, int(o.step.Seconds())-1)
 			profDone = make(chan error, 1)
-			go func() { profDone <- fetchProfile("http://"+metrics+"/debug/pprof/profile?seconds=2", prof) }()
+			go func() {
+				profDone <- fetchProfile(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", m, secs), file)
+			}()
 		}
 		before, pgBefore := cpuTime(p.cmd.Process.Pid), postgresCPU()
 		res, err := loadURL(ctx, fx, u, keptAliveConc, true, o.step, body, ctype, 200)
@@ -257,6 +274,7 @@ func (r *report) hotPath(ctx context.Context, o options, fx *fixture) error {
 			}
 		}
 		fmt.Printf("ratios: kept-alive %.2f  OCSP plain %.2f  PostgreSQL/SQLite %.2f  (load %s)\n", a/b, c/d, pg/a, loadavg())
+		round++
 	}
 	return nil
 }
