@@ -59,6 +59,7 @@ type batch struct {
 	// moves, SQLite rolled the transaction back.
 	rollbacks int64
 	local     map[string]*sql.Stmt // statements prepared in it (tx.local)
+	bound     map[string]*sql.Stmt // cached statements bound to stx (tx.stmt)
 	members   int                  // Updates whose fn succeeded in it
 	// tail is the audit chain's last record as this transaction wrote
 	// it (AppendAudit), so that an append reads it from here rather than
@@ -306,7 +307,7 @@ func (db *DB) begin(ctx context.Context) (*batch, error) {
 		return nil, mapError(err, "", "")
 	}
 	b := &batch{stx: stx, cancel: cancel, hooks: db.w.hooks, rollbacks: rollbacks,
-		local: map[string]*sql.Stmt{}, done: make(chan struct{})}
+		local: map[string]*sql.Stmt{}, bound: map[string]*sql.Stmt{}, done: make(chan struct{})}
 	db.w.open = b
 	return b, nil
 }
