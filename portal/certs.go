@@ -28,7 +28,9 @@ type IssueRequest struct {
 	// transaction once the account is locked and before its certificates
 	// are revoked: it checks that the certificate being renewed is still
 	// the current one (or, for a first certificate, that there is none).
-	renewing func(ctx context.Context, tx certportal.Tx, acc *certportal.Account, rec *certportal.Certificate) error
+	// A renewal returns that certificate, which is then all there is to
+	// supersede (see recordIssue); nil leaves the search to revokeAll.
+	renewing func(ctx context.Context, tx certportal.Tx, acc *certportal.Account, rec *certportal.Certificate) (*certportal.Certificate, error)
 }
 
 // Issued is the result of an issuance: the record and the PKCS#12 file.
@@ -133,12 +135,23 @@ func (s *Service) recordIssue(ctx context.Context, tx certportal.Tx, a Actor, re
 	if acc.Status != certportal.StatusActive {
 		return certportal.Errorf(certportal.Forbidden, "the account %q is cancelled", acc.ID)
 	}
+	var renewed *certportal.Certificate
 	if req.renewing != nil {
-		if err := req.renewing(ctx, tx, acc, rec); err != nil {
+		if renewed, err = req.renewing(ctx, tx, acc, rec); err != nil {
 			return err
 		}
 	}
-	if err := s.revokeAll(ctx, tx, a, acc.ID, certportal.ReasonSuperseded); err != nil {
+	if renewed != nil {
+		// The certificate renewed is valid and the account's, and an
+		// account has at most one valid certificate (the stores' unique
+		// index certificates_one_valid, which InsertCertificate below
+		// would also trip over): it is the one to supersede, without
+		// listing the account's certificates in the turn of every
+		// renewal.
+		if err := s.revokeOne(ctx, tx, a, renewed, certportal.ReasonSuperseded); err != nil {
+			return err
+		}
+	} else if err := s.revokeAll(ctx, tx, a, acc.ID, certportal.ReasonSuperseded); err != nil {
 		return err
 	}
 	if err := tx.InsertCertificate(ctx, rec); err != nil {

@@ -50,8 +50,8 @@ func (s *Service) Enroll(ctx context.Context, a Actor, req EnrollRequest) (*Enro
 	}
 	return s.issueCSR(ctx, a, acc, req.CSR, IssueRequest{
 		KeepSession: req.KeepSession,
-		renewing: func(_ context.Context, _ certportal.Tx, acc *certportal.Account, _ *certportal.Certificate) error {
-			return enrollable(acc)
+		renewing: func(_ context.Context, _ certportal.Tx, acc *certportal.Account, _ *certportal.Certificate) (*certportal.Certificate, error) {
+			return nil, enrollable(acc)
 		},
 	})
 }
@@ -92,7 +92,7 @@ func (s *Service) Reenroll(ctx context.Context, a Actor, acc *certportal.Account
 		return nil, err
 	}
 	return s.issueCSR(ctx, a, acc, csr, IssueRequest{
-		renewing: func(ctx context.Context, tx certportal.Tx, acc *certportal.Account, rec *certportal.Certificate) error {
+		renewing: func(ctx context.Context, tx certportal.Tx, acc *certportal.Account, rec *certportal.Certificate) (*certportal.Certificate, error) {
 			return s.recordRenewal(ctx, tx, a, acc, old.Serial, rec, "")
 		},
 	})

@@ -59,7 +59,7 @@ func (s *Service) Renew(ctx context.Context, a Actor, req RenewRequest) (*Issued
 		// The file leaves the server and can be attacked offline, so it
 		// must not share the account password, as in a user's Issue.
 		RejectAccountPassword: true,
-		renewing: func(ctx context.Context, tx certportal.Tx, acc *certportal.Account, rec *certportal.Certificate) error {
+		renewing: func(ctx context.Context, tx certportal.Tx, acc *certportal.Account, rec *certportal.Certificate) (*certportal.Certificate, error) {
 			return s.recordRenewal(ctx, tx, a, acc, sn, rec, req.KeepSession)
 		},
 	})
@@ -121,38 +121,39 @@ func (s *Service) renewRefusal(acc *certportal.Account, old *certportal.Certific
 // current one (two renewals at once must not both supersede it) and still
 // renewable (renewRefusal: the window is decided by the transaction, not
 // by a read before it), rebinds the renewing session to the new
-// certificate, and audits the renewal.
-func (s *Service) recordRenewal(ctx context.Context, tx certportal.Tx, a Actor, acc *certportal.Account, serial string, rec *certportal.Certificate, keep string) error {
+// certificate, and audits the renewal. It returns the certificate
+// renewed, which the issuance supersedes.
+func (s *Service) recordRenewal(ctx context.Context, tx certportal.Tx, a Actor, acc *certportal.Account, serial string, rec *certportal.Certificate, keep string) (*certportal.Certificate, error) {
 	old, err := tx.Certificate(ctx, serial)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if old.IsRevoked() || certportal.IDKey(old.AccountID) != certportal.IDKey(acc.ID) {
-		return certportal.Errorf(certportal.Conflict, "this certificate has been renewed or revoked meanwhile; sign in again with your current certificate")
+		return nil, certportal.Errorf(certportal.Conflict, "this certificate has been renewed or revoked meanwhile; sign in again with your current certificate")
 	}
 	if err := s.renewRefusal(acc, old); err != nil {
-		return err
+		return nil, err
 	}
 	if keep != "" {
 		sess, err := tx.Session(ctx, keep)
 		switch {
 		case certportal.ErrorCodeOf(err) == certportal.NotFound:
 		case err != nil:
-			return err
+			return nil, err
 		case sess.CertSerial == old.Serial:
 			// A session keeps its ID (the cookie stays valid) and is bound
 			// to the new certificate: delete and create it again, as the
 			// store offers no update of the binding.
 			if err := tx.DeleteSession(ctx, sess.ID); err != nil {
-				return err
+				return nil, err
 			}
 			sess.CertSerial = rec.Serial
 			if err := tx.CreateSession(ctx, sess); err != nil {
-				return err
+				return nil, err
 			}
 		}
 	}
-	return s.audit(ctx, tx, a, acc.ID, certportal.ActionCertRenewed, "serial "+old.Serial+" renewed as "+rec.Serial)
+	return old, s.audit(ctx, tx, a, acc.ID, certportal.ActionCertRenewed, "serial "+old.Serial+" renewed as "+rec.Serial)
 }
 
 // day formats a date for a message: "26 October 2027" (UTC).

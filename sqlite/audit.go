@@ -12,26 +12,46 @@ import (
 
 // Audit log.
 
+// auditTail is the audit chain's last record: its sequence number and
+// hash (0 and "" for an empty log).
+type auditTail struct {
+	seq  int64
+	hash string
+}
+
 // AppendAudit appends e to the log: Seq is the last one plus one, PrevHash
 // the last hash ("" for the first), Hash = certportal.AuditHash(e). The
 // writer lock makes appends serial. e.Time is cut to the microsecond first,
 // the precision it is stored with, so the hash verifies when read back.
+//
+// In an Update the last record is read once per batch and then kept in
+// the batch (batch.tail): an issuance appends three records, and the
+// members of a batch append one after the other.
 func (t *tx) AppendAudit(ctx context.Context, e *certportal.AuditEvent) error {
-	var seq int64
-	var prev string
-	err := t.queryRow(ctx, `SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1`).Scan(&seq, &prev)
-	if err != nil && err != sql.ErrNoRows {
-		return mapError(err, "", "")
+	var last auditTail
+	if t.b != nil && t.b.tail != nil {
+		last = *t.b.tail
+	} else {
+		err := t.queryRow(ctx, `SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1`).Scan(&last.seq, &last.hash)
+		if err != nil && err != sql.ErrNoRows {
+			return mapError(err, "", "")
+		}
 	}
-	e.Seq, e.PrevHash = seq+1, prev
+	e.Seq, e.PrevHash = last.seq+1, last.hash
 	e.Time = e.Time.Truncate(time.Microsecond).UTC()
 	e.HashVersion, e.AccountKey = certportal.AuditHashVersion, certportal.IDKey(e.AccountID)
 	e.Hash = certportal.AuditHash(e)
-	_, err = t.exec(ctx, `INSERT INTO audit (seq, time, actor, account_id, account_key, action, detail, remote,
+	_, err := t.exec(ctx, `INSERT INTO audit (seq, time, actor, account_id, account_key, action, detail, remote,
 		prev_hash, hash, hash_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		e.Seq, e.Time.UnixMicro(), e.Actor, e.AccountID, e.AccountKey, e.Action, e.Detail, e.Remote,
 		e.PrevHash, e.Hash, e.HashVersion)
-	return mapError(err, "", "the audit log changed meanwhile; try again")
+	if err != nil {
+		return mapError(err, "", "the audit log changed meanwhile; try again")
+	}
+	if t.b != nil {
+		t.b.tail = &auditTail{seq: e.Seq, hash: e.Hash}
+	}
+	return nil
 }
 
 // ListAudit returns the records f selects, in sequence order.

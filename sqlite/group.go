@@ -59,10 +59,22 @@ type batch struct {
 	// moves, SQLite rolled the transaction back.
 	rollbacks int64
 	local     map[string]*sql.Stmt // statements prepared in it (tx.local)
+	bound     map[string]*sql.Stmt // cached statements bound to stx (tx.stmt)
 	members   int                  // Updates whose fn succeeded in it
-	lost      error                // why the transaction cannot commit, once known
-	done      chan struct{}        // closed when err is set
-	err       error                // the batch's result: the commit's, or why it was lost
+	// tail is the audit chain's last record as this transaction wrote
+	// it (AppendAudit), so that an append reads it from here rather than
+	// from the table; nil until it is known. The write lock, taken at
+	// BEGIN, keeps every other writer out until the batch ends, so only
+	// the batch's members move the tail: a member undone is undone here
+	// too (memberTail, undo), and a batch lost or rolled back ends with
+	// its cache.
+	tail *auditTail
+	// memberTail is tail as the running member began, what undoing it
+	// restores.
+	memberTail *auditTail
+	lost       error         // why the transaction cannot commit, once known
+	done       chan struct{} // closed when err is set
+	err        error         // the batch's result: the commit's, or why it was lost
 }
 
 // writeHooks counts what SQLite reports through the commit and rollback
@@ -191,6 +203,7 @@ func (db *DB) Update(ctx context.Context, fn func(certportal.Tx) error) error {
 			return b.err
 		}
 	}
+	b.memberTail = b.tail
 	t := &tx{tx: b.stx, stmts: &db.writeStmts, local: b.local, b: b, run: context.WithoutCancel(ctx)}
 	finished := false
 	defer func() {
@@ -294,7 +307,7 @@ func (db *DB) begin(ctx context.Context) (*batch, error) {
 		return nil, mapError(err, "", "")
 	}
 	b := &batch{stx: stx, cancel: cancel, hooks: db.w.hooks, rollbacks: rollbacks,
-		local: map[string]*sql.Stmt{}, done: make(chan struct{})}
+		local: map[string]*sql.Stmt{}, bound: map[string]*sql.Stmt{}, done: make(chan struct{})}
 	db.w.open = b
 	return b, nil
 }
@@ -308,6 +321,8 @@ func (db *DB) undo(b *batch, nested bool) {
 		db.end(b, nil)
 		return
 	}
+	// The member's audit records are gone: so is the tail it cached.
+	b.tail = b.memberTail
 	if b.check() != nil {
 		return
 	}

@@ -28,11 +28,24 @@ type tx struct {
 var _ certportal.Tx = (*tx)(nil)
 
 // stmt returns a prepared statement for query bound to the transaction:
-// the cached one when there is one, else one prepared on the transaction's
-// connection (and cached after the transaction, see fillCache).
+// the cached one when there is one (in an Update, bound to the batch's
+// transaction once for all its members), else one prepared on the
+// transaction's connection (and cached after the transaction, see
+// fillCache).
 func (t *tx) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	if t.b != nil {
+		if s, ok := t.b.bound[query]; ok {
+			return s, nil
+		}
+	}
 	if s, ok := t.stmts.lookup(query); ok {
-		return t.tx.StmtContext(ctx, s), nil
+		s = t.tx.StmtContext(ctx, s)
+		if t.b != nil {
+			// Bound once per batch: database/sql makes, registers
+			// and at the end closes a statement for each binding.
+			t.b.bound[query] = s
+		}
+		return s, nil
 	}
 	if s, ok := t.local[query]; ok {
 		return s, nil
