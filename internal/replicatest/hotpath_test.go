@@ -15,7 +15,6 @@ import (
 
 	"golang.org/x/crypto/ocsp"
 	"software.sslmate.com/src/go-pkcs12"
-
 )
 
 // TestRevokeByCLIUnderLoad: the per-request reads are shared by concurrent
