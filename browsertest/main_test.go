@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/certportal/certportal/internal/freeport"
 )
 
 // updateGuide makes the stories write their screenshots to docs/guide/.
@@ -95,12 +97,11 @@ func writeSecret(t *testing.T, secret string) string {
 // freePort returns a loopback port nobody listens on.
 func freePort(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := freeport.Addr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	_, port, _ := net.SplitHostPort(l.Addr().String())
+	_, port, _ := net.SplitHostPort(addr)
 	return port
 }
 
