@@ -5,10 +5,12 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"time"
 
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttpadaptor"
+	"golang.org/x/crypto/ocsp"
 )
 
 // The plain-HTTP listener (the AIA and CDP URLs in every certificate) is
@@ -84,6 +86,22 @@ func (s *Server) plainHandler() fasthttp.RequestHandler {
 			return
 		}
 		rest = bytes.TrimPrefix(rest, []byte("/"))
+		// fasthttp does not recover a handler's panic: the process would
+		// end. As net/http does for every other request, it is logged
+		// and the connection closed, here after an internalError answer.
+		defer func() {
+			if p := recover(); p != nil {
+				s.Log.Error("panic answering an OCSP request", "panic", p, "stack", string(debug.Stack()))
+				c.Response.Reset()
+				s.plainSecurityHeaders(c)
+				for _, hv := range ocspNoCache {
+					c.Response.Header.Set(hv.key, hv.val[0])
+				}
+				c.SetStatusCode(http.StatusInternalServerError)
+				c.SetBody(ocsp.InternalErrorErrorResponse)
+				c.SetConnectionClose()
+			}
+		}()
 		var rep ocspReply
 		switch {
 		case c.IsPost() && len(rest) == 0 && int64(len(c.PostBody())) > s.MaxBody:

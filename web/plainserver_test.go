@@ -334,3 +334,46 @@ func TestPlainServerRevocationAtOnce(t *testing.T) {
 		t.Fatalf("the first request after the revocation: status %d, want revoked", s)
 	}
 }
+
+// TestPlainServerSurvivesAPanic: fasthttp does not recover a handler's
+// panic, so the plain-HTTP listener does: an OCSP request whose answer
+// panics (here the portal has lost its CA) gets 500 with the OCSP
+// internalError response and a closed connection, and the listener, the
+// process with it, goes on serving.
+func TestPlainServerSurvivesAPanic(t *testing.T) {
+	e := newEnv(t)
+	e.addUser("otto", "otto@example.com", "otto password")
+	leaf, _, _ := issueDirect(t, e, "otto")
+	der, err := ocsp.CreateRequest(leaf, e.pki.Issuing, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	authority := e.svc.CA
+	e.svc.CA = nil
+	for _, path := range []string{"/ocsp", "/ocsp/" + base64.StdEncoding.EncodeToString(der)} {
+		var resp *http.Response
+		if path == "/ocsp" {
+			resp, err = http.Post(e.caSrv.URL+path, "application/ocsp-request", bytes.NewReader(der))
+		} else {
+			resp, err = http.Get(e.caSrv.URL + path)
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusInternalServerError || !bytes.Equal(body, ocsp.InternalErrorErrorResponse) || !resp.Close {
+			t.Errorf("%s: %d %x, closed %v; want 500, internalError, closed", path, resp.StatusCode, body, resp.Close)
+		}
+	}
+	e.svc.CA = authority
+	resp, err := http.Post(e.caSrv.URL+"/ocsp", "application/ocsp-request", bytes.NewReader(der))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if r, err := ocsp.ParseResponse(body, nil); err != nil || r.Status != ocsp.Good {
+		t.Fatalf("after the panics: %v", err)
+	}
+}
