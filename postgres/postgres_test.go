@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"net"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 
@@ -369,5 +371,48 @@ func TestHotReadsUseGenericPlans(t *testing.T) {
 	rows.Close()
 	if !strings.Contains(plan, "certificates_sha256") || strings.Contains(plan, "Seq Scan") {
 		t.Fatalf("the lookup's generic plan does not use the fingerprint index:\n%s", plan)
+	}
+}
+
+// TestPoolSizes pins the connections one serve may open (docs/deploy.md
+// says 14): 10 on the transactions' pool when the URL sets none, 4 on the
+// per-request reads' pool. Each pool hands out exactly that many at once;
+// one more waits.
+func TestPoolSizes(t *testing.T) {
+	db, _ := openFresh(t)
+	for _, p := range []struct {
+		name string
+		pool *pgxpool.Pool
+		size int
+	}{{"transactions", db.pool, 10}, {"per-request reads", db.hot, 4}} {
+		var held []*pgxpool.Conn
+		// Released before openFresh's Close, which waits for every
+		// acquired connection, also when a check below fails.
+		release := func() {
+			for _, c := range held {
+				c.Release()
+			}
+			held = nil
+		}
+		t.Cleanup(release)
+		for i := range p.size {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			c, err := p.pool.Acquire(ctx)
+			cancel()
+			if err != nil {
+				t.Fatalf("%s pool: connection %d: %v", p.name, i+1, err)
+			}
+			held = append(held, c)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		c, err := p.pool.Acquire(ctx)
+		cancel()
+		if err == nil {
+			c.Release()
+			t.Errorf("%s pool: connection %d was handed out, want at most %d", p.name, p.size+1, p.size)
+		} else if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("%s pool: connection %d: %v, want a wait that times out", p.name, p.size+1, err)
+		}
+		release()
 	}
 }
