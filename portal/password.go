@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync/atomic"
 
 	"golang.org/x/crypto/argon2"
 
@@ -32,6 +33,16 @@ type Hasher struct {
 	sem   chan struct{}
 	dummy string
 	Rand  io.Reader
+	// runs counts the argon2 computations, so that a test can tell
+	// that an unknown ID costs one, as a wrong password does, without
+	// timing it.
+	runs atomic.Int64
+}
+
+// idKey is argon2.IDKey, counted.
+func (h *Hasher) idKey(password, salt []byte, t, mem uint32, p uint8, keyLen uint32) []byte {
+	h.runs.Add(1)
+	return argon2.IDKey(password, salt, t, mem, p, keyLen)
 }
 
 // NewHasher returns a Hasher that runs at most workers hashes at once.
@@ -72,7 +83,7 @@ func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
 		return "", err
 	}
 	defer h.release()
-	key := argon2.IDKey([]byte(certportal.NormalizePassword(password)), salt, argonTime, argonMemory, argonThreads, argonKeyLen)
+	key := h.idKey([]byte(certportal.NormalizePassword(password)), salt, argonTime, argonMemory, argonThreads, argonKeyLen)
 	return phc(salt, key), nil
 }
 
@@ -100,14 +111,14 @@ func (h *Hasher) Verify(ctx context.Context, encoded, password string) (bool, er
 	}
 	defer h.release()
 	nfc := certportal.NormalizePassword(password)
-	got := argon2.IDKey([]byte(nfc), salt, t, mem, p, uint32(len(key)))
+	got := h.idKey([]byte(nfc), salt, t, mem, p, uint32(len(key)))
 	if subtle.ConstantTimeCompare(got, key) == 1 {
 		return valid, nil
 	}
 	if nfc != password && valid {
 		// A hash made before passwords were normalised, from a
 		// password typed in another form: checked as it was set.
-		got = argon2.IDKey([]byte(password), salt, t, mem, p, uint32(len(key)))
+		got = h.idKey([]byte(password), salt, t, mem, p, uint32(len(key)))
 		return subtle.ConstantTimeCompare(got, key) == 1, nil
 	}
 	return false, nil
