@@ -97,13 +97,16 @@ func (s *Service) CancelUser(ctx context.Context, a Actor, id string) error {
 		if err := tx.DeleteTickets(ctx, acc.ID); err != nil {
 			return err
 		}
-		return s.audit(ctx, tx, a, acc.ID, certportal.ActionAccountCanceled, "")
+		if err := s.audit(ctx, tx, a, acc.ID, certportal.ActionAccountCanceled, ""); err != nil {
+			return err
+		}
+		return s.queueNotice(ctx, tx, acc.ID, NoticeCancelled(acc.Email, acc.ID))
 	})
 	if err != nil {
 		return err
 	}
 	s.crlsChanged()
-	s.notify(ctx, acc.ID, NoticeCancelled(acc.Email, acc.ID))
+	s.wakeMailSender()
 	return nil
 }
 
@@ -157,13 +160,18 @@ func (s *Service) SetEmail(ctx context.Context, a Actor, id, email string) (*cer
 		if err := tx.UpdateAccount(ctx, acc); err != nil {
 			return err
 		}
-		return s.audit(ctx, tx, a, acc.ID, certportal.ActionEmailChanged, "from "+old+" to "+email)
+		if err := s.audit(ctx, tx, a, acc.ID, certportal.ActionEmailChanged, "from "+old+" to "+email); err != nil {
+			return err
+		}
+		if err := s.queueNotice(ctx, tx, acc.ID, NoticeEmailChanged(old, acc.ID, old, email)); err != nil {
+			return err
+		}
+		return s.queueNotice(ctx, tx, acc.ID, NoticeEmailChanged(email, acc.ID, old, email))
 	})
 	if err != nil {
 		return nil, err
 	}
-	s.notify(ctx, acc.ID, NoticeEmailChanged(old, acc.ID, old, email))
-	s.notify(ctx, acc.ID, NoticeEmailChanged(email, acc.ID, old, email))
+	s.wakeMailSender()
 	return acc, nil
 }
 

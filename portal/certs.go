@@ -175,9 +175,7 @@ func (s *Service) recordIssue(ctx context.Context, tx certportal.Tx, a Actor, re
 	if err := tx.DeleteSessions(ctx, acc.ID, req.KeepSession); err != nil {
 		return err
 	}
-	m := NoticeCertificateIssued(acc.Email, acc.ID, rec.Serial, rec.Thumbprint, rec.NotAfter)
-	return tx.QueueMail(ctx, &certportal.QueuedMail{AccountID: acc.ID, Kind: certportal.MailNotice,
-		To: acc.Email, Subject: m.Subject, Body: m.Body, Created: now, NextTry: now})
+	return s.queueNotice(ctx, tx, acc.ID, NoticeCertificateIssued(acc.Email, acc.ID, rec.Serial, rec.Thumbprint, rec.NotAfter))
 }
 
 func certRecord(leaf *x509.Certificate, id string, now time.Time) *certportal.Certificate {

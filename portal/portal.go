@@ -12,6 +12,7 @@ import (
 	"encoding/hex"
 	"io"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/certportal/certportal"
@@ -122,16 +123,15 @@ func (s *Service) auditAlone(ctx context.Context, a Actor, account, action, deta
 	}
 }
 
-// notify sends a notice mail on a best-effort basis: a failure is logged
-// and audited, and the change it reports stands.
-func (s *Service) notify(ctx context.Context, account string, m certportal.Mail) {
-	err := s.Mailer.Send(ctx, m)
-	if err != nil {
-		s.Log.Warn("notice mail failed", "account", account, "subject", m.Subject, "err", err)
-		s.auditAlone(ctx, Actor{Name: "system", Remote: "-"}, account, certportal.ActionMailFailed, "notice: "+m.Subject)
-		return
-	}
-	s.auditAlone(ctx, Actor{Name: "system", Remote: "-"}, account, certportal.ActionMailSent, "notice: "+m.Subject)
+// queueNotice writes a notice mail (one addressee) into the outbox in tx,
+// the transaction that makes the change it reports: the mail goes out
+// after the commit, at least once, retried when the mail server fails, and
+// never for a change that was rolled back (outbox.go). The caller wakes the
+// sender once tx has committed.
+func (s *Service) queueNotice(ctx context.Context, tx certportal.Tx, account string, m certportal.Mail) error {
+	now := s.now()
+	return tx.QueueMail(ctx, &certportal.QueuedMail{AccountID: account, Kind: certportal.MailNotice,
+		To: strings.Join(m.To, ", "), Subject: m.Subject, Body: m.Body, Created: now, NextTry: now})
 }
 
 func tokenID(token string) string {

@@ -217,12 +217,15 @@ func (s *Service) ChangePassword(ctx context.Context, id, current, next, remote,
 		if err := tx.DeleteTickets(ctx, acc.ID); err != nil {
 			return err
 		}
-		return s.audit(ctx, tx, User(acc.ID, remote), acc.ID, certportal.ActionPasswordChanged, "")
+		if err := s.audit(ctx, tx, User(acc.ID, remote), acc.ID, certportal.ActionPasswordChanged, ""); err != nil {
+			return err
+		}
+		return s.queueNotice(ctx, tx, acc.ID, NoticePasswordChanged(acc.Email, acc.ID))
 	})
 	if err != nil {
 		return err
 	}
-	s.notify(ctx, acc.ID, NoticePasswordChanged(acc.Email, acc.ID))
+	s.wakeMailSender()
 	return nil
 }
 

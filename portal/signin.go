@@ -185,14 +185,20 @@ func (s *Service) recordFailure(ctx context.Context, acc *certportal.Account, id
 			return err
 		}
 		lockedNow = true
-		return s.audit(ctx, tx, Actor{Name: "system", Remote: remote}, idOf(acc, id), certportal.ActionLockout,
-			"password sign-in locked until "+until.Format(time.RFC3339)+" for "+key+" from "+addr)
+		if err := s.audit(ctx, tx, Actor{Name: "system", Remote: remote}, idOf(acc, id), certportal.ActionLockout,
+			"password sign-in locked until "+until.Format(time.RFC3339)+" for "+key+" from "+addr); err != nil {
+			return err
+		}
+		if acc == nil {
+			return nil // an unknown ID has no one to tell
+		}
+		return s.queueNotice(ctx, tx, acc.ID, NoticeLockout(acc.Email, acc.ID, until))
 	})
 	if err != nil {
 		return err
 	}
 	if lockedNow && acc != nil {
-		s.notify(ctx, acc.ID, NoticeLockout(acc.Email, acc.ID, until))
+		s.wakeMailSender()
 	}
 	return errBadCredentials()
 }

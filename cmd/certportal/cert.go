@@ -73,11 +73,7 @@ func (a *app) certIssue() *cobra.Command {
 			if err := writeFileAtomic(out, res.P12, 0o600); err != nil {
 				return certportal.Errorf(certportal.Internal, "the certificate %s was issued but %s could not be written (%v); revoke it with 'certportal cert revoke --serial %s' and issue again", res.Cert.Serial, out, pathError(err), res.Cert.Serial)
 			}
-			// The notice to the user is in the database's outbox: send it
-			// now; what cannot go out, a running serve sends later.
-			if _, err := e.svc.SendQueuedMail(cmd.Context()); err != nil {
-				fmt.Fprintf(a.stderr, "The notice mail to the user waits in the database; certportal serve sends it (%s).\n", certportal.ErrorMessage(err))
-			}
+			a.sendNotices(e, cmd)
 			if a.jsonOut {
 				return printJSON(a.stdout, toCertJSON(res.Cert))
 			}

@@ -203,12 +203,22 @@ func (a *app) userAction(use, short string, do func(e *env, cmd *cobra.Command, 
 	return c
 }
 
+// sendNotices sends the notice mails a command wrote into the database's
+// outbox with its change; what cannot go out now, a running serve sends
+// later.
+func (a *app) sendNotices(e *env, cmd *cobra.Command) {
+	if _, err := e.svc.SendQueuedMail(cmd.Context()); err != nil {
+		fmt.Fprintf(a.stderr, "The notice mail to the user waits in the database; certportal serve sends it (%s).\n", certportal.ErrorMessage(err))
+	}
+}
+
 func (a *app) userCancel() *cobra.Command {
 	return a.userAction("cancel", "Cancel an account: revoke its certificates and refuse every sign-in (records are kept)",
 		func(e *env, cmd *cobra.Command, id string) (string, error) {
 			if err := e.svc.CancelUser(cmd.Context(), portal.Admin, id); err != nil {
 				return "", err
 			}
+			a.sendNotices(e, cmd)
 			return fmt.Sprintf("Cancelled %s; its certificates are revoked.", id), nil
 		})
 }
@@ -243,6 +253,7 @@ func (a *app) userSetEmail() *cobra.Command {
 			if err != nil {
 				return "", err
 			}
+			a.sendNotices(e, cmd)
 			return fmt.Sprintf("%s's registered address is now %s.", acc.ID, acc.Email), nil
 		})
 	c.Flags().StringVar(&email, "email", "", "new e-mail address")
