@@ -3,6 +3,7 @@ package portal_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -345,6 +346,65 @@ func TestHomeOneTransaction(t *testing.T) {
 	for _, ev := range recent {
 		if ev.Action != certportal.ActionSignInOK || ev.AccountID != "hana" {
 			t.Errorf("a recent sign-in is %s of %s", ev.Action, ev.AccountID)
+		}
+	}
+}
+
+// TestNoticesGoThroughTheOutbox: the e-mail change, password change and
+// cancellation notices are queued with their change and go out when the
+// outbox is sent, one each (two for an address change: the old and the
+// new address); a change refused queues none.
+func TestNoticesGoThroughTheOutbox(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	e.addUser(t, "gina")
+	if _, err := e.svc.SendQueuedMail(ctx); err != nil { // the welcome mail
+		t.Fatal(err)
+	}
+	count := func(subject string) int {
+		t.Helper()
+		files, err := filepath.Glob(filepath.Join(e.outbox, "*.eml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, f := range files {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Contains(string(b), "Subject: "+subject) {
+				n++
+			}
+		}
+		return n
+	}
+	moved := portal.NoticeEmailChanged("", "", "", "").Subject
+	changed := portal.NoticePasswordChanged("", "").Subject
+	cancelled := portal.NoticeCancelled("", "").Subject
+	if _, err := e.svc.SetEmail(ctx, portal.Admin, "gina", "gina@example.com"); certportal.ErrorCodeOf(err) != certportal.Conflict {
+		t.Fatalf("SetEmail to the same address: %v, want Conflict", err)
+	}
+	if _, err := e.svc.SetEmail(ctx, portal.Admin, "gina", "gina@example.org"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.svc.ChangePassword(ctx, "gina", "account password gina", "a brand new password", "192.0.2.9", ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.svc.CancelUser(ctx, portal.Admin, "gina"); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{moved, changed, cancelled} {
+		if n := count(s); n != 0 {
+			t.Errorf("%q: %d sent before the outbox was, want them queued", s, n)
+		}
+	}
+	if n, err := e.svc.SendQueuedMail(ctx); err != nil || n != 4 {
+		t.Fatalf("SendQueuedMail: %d, %v; want 4", n, err)
+	}
+	for s, want := range map[string]int{moved: 2, changed: 1, cancelled: 1} {
+		if n := count(s); n != want {
+			t.Errorf("%q: %d mails, want %d", s, n, want)
 		}
 	}
 }
